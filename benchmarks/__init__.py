@@ -1,0 +1,1 @@
+"""Latency and kernel benchmarks, and the RRSIS-D evaluator."""

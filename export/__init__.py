@@ -1,0 +1,1 @@
+"""PyTorch side: checkpoints, ONNX export, TensorRT engine builds."""

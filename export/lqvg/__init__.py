@@ -1,0 +1,1 @@
+"""LQVG in PyTorch: the model, official-checkpoint loading and its export."""

@@ -1,0 +1,230 @@
+"""SAM export: checkpoint loading and the two graph wrappers around segment-anything's modules.
+
+* ``sam_encoder``: preprocessed image [1, 3, 1024, 1024] -> embedding [1, 256, 64, 64];
+* ``sam_decoder``: prompt encoder + mask decoder for P prompts of K label-coded
+  points each (labels: -1 padding, 0 negative, 1 positive, 2/3 box corners),
+  optional mask input; outputs the low-resolution logits of all four mask
+  tokens and their IoU scores. No upscaling in the graph: the runtime does it.
+"""
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from pslg.runtime import modelset
+from pslg.runtime.errors import CheckpointError, ParameterError
+from pslg.runtime.modelset import TensorSpec
+
+from . import onnx as onnx_tools
+
+#: ViT configurations: embed dim, depth, heads, global-attention blocks. ``vit_t``
+#: is a small configuration of the same classes, for tests (random weights only).
+CONFIGS = {
+    "vit_b": (768, 12, 12, (2, 5, 8, 11)),
+    "vit_l": (1024, 24, 16, (5, 11, 17, 23)),
+    "vit_h": (1280, 32, 16, (7, 15, 23, 31)),
+    "vit_t": (64, 2, 2, (1,)),
+}
+
+ENCODER_INPUTS = (TensorSpec("image", "float32", (1, 3, 1024, 1024)),)
+ENCODER_OUTPUTS = (TensorSpec("image_embeddings", "float32", (1, 256, 64, 64)),)
+DECODER_INPUTS = (
+    TensorSpec("image_embeddings", "float32", (1, 256, 64, 64)),
+    TensorSpec("point_coords", "float32", ("prompts", "points", 2)),
+    TensorSpec("point_labels", "float32", ("prompts", "points")),
+    TensorSpec("mask_input", "float32", ("prompts", 1, 256, 256)),
+    TensorSpec("has_mask_input", "float32", (1,)),
+)
+DECODER_OUTPUTS = (
+    TensorSpec("low_res_masks", "float32", ("prompts", 4, 256, 256)),
+    TensorSpec("iou_predictions", "float32", ("prompts", 4)),
+)
+#: Max abs difference ONNX Runtime vs PyTorch accepted at export time.
+TOLERANCES = {"image_embeddings": 1e-3, "low_res_masks": 1e-3, "iou_predictions": 1e-4}
+
+
+def build(model_type):
+    """An untrained segment-anything ``Sam`` of the given configuration."""
+    from segment_anything.build_sam import _build_sam
+    if model_type not in CONFIGS:
+        raise ParameterError(f"unknown SAM model type {model_type!r}; choose one of {', '.join(CONFIGS)}")
+    dim, depth, heads, global_attn = CONFIGS[model_type]
+    return _build_sam(dim, depth, heads, list(global_attn), checkpoint=None).eval()
+
+
+def file_record(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return {"file": Path(path).name, "sha256": h.hexdigest()}
+
+
+def read_state_dict(path, what="checkpoint"):
+    """A tensor state dict from a ``.pth`` file, loaded with ``weights_only=True``.
+
+    Wrappers ``{"model": ...}`` / ``{"state_dict": ...}`` and a ``module.``
+    prefix (DataParallel) are unwrapped.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} {path} does not exist")
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"{what} {path} is not a loadable PyTorch checkpoint (corrupt or truncated?): {e}") from None
+    for key in ("model", "state_dict"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{what} {path} holds no tensor state dict")
+    return {k[7:] if k.startswith("module.") else k: v for k, v in obj.items()}
+
+
+def detect_model_type(state):
+    """The ViT configuration a SAM state dict was trained with."""
+    pos = state.get("image_encoder.pos_embed")
+    if pos is None:
+        raise CheckpointError("this is not a SAM checkpoint: it has no 'image_encoder.pos_embed' "
+                              f"(first keys: {', '.join(list(state)[:3])})")
+    depth = len({k.split(".")[2] for k in state if k.startswith("image_encoder.blocks.")})
+    for name, (dim, want_depth, _, _) in CONFIGS.items():
+        if pos.shape[-1] == dim and depth == want_depth:
+            return name
+    raise CheckpointError(f"SAM checkpoint with embed dim {pos.shape[-1]} and {depth} blocks matches no known model type")
+
+
+def _load_strict(module, state, what):
+    missing, unexpected = [], []
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in own.items()
+              if k in state and state[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        raise CheckpointError(f"{what} does not fit: missing {missing[:5]}, unexpected {unexpected[:5]}, "
+                              f"mis-shaped {shapes[:5]}")
+    module.load_state_dict(state, strict=True)
+
+
+def load_sam(model_type, checkpoint=None, decoder_checkpoint=None, random_weights=False, seed=0):
+    """Build SAM and fill it; returns ``(sam, weights_record)`` for the manifest.
+
+    ``checkpoint`` is an official (or fully fine-tuned) SAM state dict;
+    ``decoder_checkpoint`` replaces the mask decoder on top of it (keys with or
+    without the ``mask_decoder.`` prefix). Random weights only when asked.
+    """
+    if random_weights == (checkpoint is not None):
+        raise ParameterError("give exactly one of --checkpoint PATH or --random-weights")
+    if model_type == "vit_t" and not random_weights:
+        raise ParameterError("vit_t is a test configuration and exists with random weights only")
+    if random_weights:
+        if decoder_checkpoint is not None:
+            raise ParameterError("--decoder-checkpoint needs a base --checkpoint")
+        torch.manual_seed(seed)
+        return build(model_type), {"random": True, "seed": seed}
+    state = read_state_dict(checkpoint)
+    found = detect_model_type(state)
+    if found != model_type:
+        raise CheckpointError(f"{Path(checkpoint).name} is a {found} checkpoint, not {model_type}: "
+                              f"pass --model-type {found}")
+    sam = build(model_type)
+    _load_strict(sam, state, f"checkpoint {Path(checkpoint).name}")
+    record = {"random": False, "checkpoint": file_record(checkpoint)}
+    if decoder_checkpoint is not None:
+        dec = read_state_dict(decoder_checkpoint, "decoder checkpoint")
+        dec = {k[len("mask_decoder."):] if k.startswith("mask_decoder.") else k: v for k, v in dec.items()}
+        _load_strict(sam.mask_decoder, dec, f"decoder checkpoint {Path(decoder_checkpoint).name}")
+        record["decoder_checkpoint"] = file_record(decoder_checkpoint)
+    return sam, record
+
+
+class EncoderGraph(nn.Module):
+    """The ViT image encoder on a preprocessed, padded 1024x1024 image."""
+
+    def __init__(self, sam):
+        super().__init__()
+        self.image_encoder = sam.image_encoder
+
+    def forward(self, image):
+        return self.image_encoder(image)
+
+
+class DecoderGraph(nn.Module):
+    """Prompt encoder + mask decoder for many prompts of label-coded points at once."""
+
+    def __init__(self, sam):
+        super().__init__()
+        self.prompt_encoder = sam.prompt_encoder
+        self.mask_decoder = sam.mask_decoder
+
+    def embed_points(self, coords, labels):
+        pe = self.prompt_encoder
+        emb = pe.pe_layer.forward_with_coords(coords + 0.5, pe.input_image_size)
+        labels = labels.unsqueeze(-1)
+        emb = torch.where(labels == -1, pe.not_a_point_embed.weight, emb)
+        for i, point in enumerate(pe.point_embeddings):
+            emb = emb + point.weight * (labels == i).to(emb.dtype)
+        return emb
+
+    def forward(self, image_embeddings, point_coords, point_labels, mask_input, has_mask_input):
+        pe = self.prompt_encoder
+        sparse = self.embed_points(point_coords, point_labels)
+        dense = (has_mask_input * pe.mask_downscaling(mask_input)
+                 + (1 - has_mask_input) * pe.no_mask_embed.weight.reshape(1, -1, 1, 1))
+        return self.mask_decoder.predict_masks(image_embeddings, pe.get_dense_pe(), sparse, dense)
+
+
+def example_decoder_inputs(embedding, prompts=2, points=3, seed=0):
+    """Prompts for tracing and for the export-time check: box corners plus a positive point."""
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform(0, 900, size=(prompts, 2))
+    wh = rng.uniform(40, 120, size=(prompts, 2))
+    coords = np.concatenate([(xy + wh / 2)[:, None], xy[:, None], (xy + wh)[:, None]], axis=1)[:, :points]
+    labels = np.tile(np.array([1, 2, 3], np.float32)[:points], (prompts, 1))
+    return {"image_embeddings": embedding, "point_coords": coords.astype(np.float32), "point_labels": labels,
+            "mask_input": np.zeros((prompts, 1, 256, 256), np.float32), "has_mask_input": np.zeros(1, np.float32)}
+
+
+def export_sam(out, model_type, checkpoint=None, decoder_checkpoint=None, random_weights=False, seed=0,
+               simplify=True):
+    """Export SAM's two graphs into the model set ``out``; checked against PyTorch before they land."""
+    progress = onnx_tools.Progress(5)
+    with progress.step(f"loading SAM {model_type}"):
+        sam, weights = load_sam(model_type, checkpoint, decoder_checkpoint, random_weights, seed)
+    encoder, decoder = EncoderGraph(sam).eval(), DecoderGraph(sam).eval()
+    image = torch.from_numpy(np.random.default_rng(seed).standard_normal((1, 3, 1024, 1024), dtype=np.float32))
+    with torch.no_grad():
+        embedding = encoder(image)
+        feeds = example_decoder_inputs(embedding.numpy())
+        masks, scores = decoder(*(torch.from_numpy(feeds[t.name]) for t in DECODER_INPUTS))
+    parity = {}
+    with onnx_tools.staging(out, "sam") as tmp:
+        enc_path, dec_path = tmp / modelset.graph_file("sam_encoder"), tmp / modelset.graph_file("sam_decoder")
+        with progress.step("exporting sam_encoder.onnx"):
+            onnx_tools.export_graph(encoder, (image,), enc_path, ENCODER_INPUTS, ENCODER_OUTPUTS, simplify=simplify)
+        with progress.step("exporting sam_decoder.onnx"):
+            onnx_tools.export_graph(decoder, tuple(torch.from_numpy(feeds[t.name]) for t in DECODER_INPUTS),
+                                    dec_path, DECODER_INPUTS, DECODER_OUTPUTS, simplify=simplify)
+        with progress.step("checking both graphs against PyTorch on ONNX Runtime"):
+            parity["sam_encoder"] = onnx_tools.check_parity(
+                "sam_encoder", enc_path, {"image": image.numpy()}, {"image_embeddings": embedding.numpy()},
+                TOLERANCES)
+            parity["sam_decoder"] = onnx_tools.check_parity(
+                "sam_decoder", dec_path, feeds, {"low_res_masks": masks.numpy(), "iou_predictions": scores.numpy()},
+                TOLERANCES)
+        for path, declared in ((enc_path, (ENCODER_INPUTS, ENCODER_OUTPUTS)),
+                               (dec_path, (DECODER_INPUTS, DECODER_OUTPUTS))):
+            modelset.check_signature(modelset.GraphSpec(path.stem, path, *declared), onnx_tools.signature(path))
+    with progress.step("writing manifest.json"):
+        meta = {
+            "model_type": model_type, "random_weights": bool(random_weights), "weights": weights,
+            "image_size": 1024, "mask_threshold": 0.0, "opset": onnx_tools.OPSET,
+            "pixel_mean": [123.675, 116.28, 103.53], "pixel_std": [58.395, 57.12, 57.375],
+            "parity_max_abs_diff": parity, "exporter": "torch.onnx (TorchScript)", "simplified": simplify,
+            "versions": onnx_tools.versions("segment-anything"), "command": onnx_tools.command_line(),
+        }
+        return modelset.update(out, "sam", meta, graphs={
+            "sam_encoder": (ENCODER_INPUTS, ENCODER_OUTPUTS), "sam_decoder": (DECODER_INPUTS, DECODER_OUTPUTS)})

@@ -1,0 +1,103 @@
+"""ONNX Runtime backend: one InferenceSession per graph, outputs in reused buffers."""
+import numpy as np
+import onnxruntime as ort
+
+from ..errors import BackendRuntimeError, BackendUnavailable, ModelFileError, ParameterError
+from ..modelset import TensorSpec
+from .base import Runner
+
+_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+           "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(uint8)": "uint8",
+           "tensor(int8)": "int8", "tensor(bool)": "bool"}
+
+
+def select_providers(device, available=None):
+    """Execution providers for a device name: ``auto``, ``cpu``, ``cuda[:N]`` or ``trt-ep[:N]``.
+
+    ``auto`` takes CUDA when this onnxruntime has it, else the CPU. The TensorRT
+    execution provider is only used when asked for: it builds engines on first run.
+    """
+    available = ort.get_available_providers() if available is None else available
+    kind, _, index = str(device).partition(":")
+    if kind == "auto":
+        kind = "cuda" if "CUDAExecutionProvider" in available else "cpu"
+    if kind == "cpu":
+        return ["CPUExecutionProvider"]
+    if not index.isdigit() and index:
+        raise ParameterError(f"device {device!r}: the index after ':' must be a number")
+    dev = {"device_id": int(index or 0)}
+    wanted = {"cuda": ["CUDAExecutionProvider"],
+              "trt-ep": ["TensorrtExecutionProvider", "CUDAExecutionProvider"]}.get(kind)
+    if wanted is None:
+        raise ParameterError(f"unknown device {device!r}; use auto, cpu, cuda[:N] or trt-ep[:N]")
+    missing = [p for p in wanted if p not in available]
+    if missing:
+        raise BackendUnavailable(
+            f"device {device!r} needs {', '.join(missing)}, which this onnxruntime lacks (it has "
+            f"{', '.join(available)}); install the GPU build in its own environment: pip install 'pslg-sam[gpu]'")
+    return [(p, dict(dev)) for p in wanted] + ["CPUExecutionProvider"]
+
+
+class OrtRunner(Runner):
+    """Runs one ONNX graph; output buffers are kept per output shape and reused."""
+
+    backend = "onnxruntime"
+
+    def __init__(self, spec, device="auto", threads=0, providers=None):
+        super().__init__(spec)
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        self.providers = providers or select_providers(device)
+        try:
+            self.session = ort.InferenceSession(str(spec.path), sess_options=opts, providers=self.providers)
+        except Exception as e:  # onnxruntime raises its own untyped exceptions for unreadable files
+            raise ModelFileError(f"onnxruntime cannot load {spec.path}: {e}") from None
+        self.device = self.session.get_providers()[0]
+        self._binding = self.session.io_binding()
+        self._buffers = {}
+
+    def _describe(self):
+        def specs(args):
+            return [TensorSpec(a.name, _DTYPES.get(a.type, a.type),
+                               tuple(d if isinstance(d, int) else (d or "?") for d in a.shape)) for a in args]
+        return specs(self.session.get_inputs()), specs(self.session.get_outputs())
+
+    def _buffer(self, spec, shape):
+        key = (spec.name, shape)
+        buf = self._buffers.get(key)
+        if buf is None:
+            buf = self._buffers[key] = np.empty(shape, dtype=spec.dtype)
+        return buf
+
+    def _run(self, feeds):
+        binding = self._binding
+        binding.clear_binding_inputs()
+        binding.clear_binding_outputs()
+        for name, array in feeds.items():
+            binding.bind_cpu_input(name, np.ascontiguousarray(array))
+        shapes = self.spec.output_shapes(feeds)
+        out = {}
+        for spec in self.spec.outputs:
+            shape = shapes[spec.name]
+            if shape is None:
+                binding.bind_output(spec.name)
+            else:
+                out[spec.name] = buf = self._buffer(spec, shape)
+                binding.bind_output(spec.name, "cpu", 0, buf.dtype, buf.shape, buf.ctypes.data)
+        try:
+            self.session.run_with_iobinding(binding)
+        except Exception as e:
+            raise BackendRuntimeError(f"onnxruntime failed on {self.spec.name}: {e}") from None
+        if len(out) < len(self.spec.outputs):
+            names = [o.name for o in self.session.get_outputs()]
+            for name, value in zip(names, binding.copy_outputs_to_cpu()):
+                out.setdefault(name, value)
+        return out
+
+    def close(self):
+        if not self.closed:
+            self._binding = self.session = None
+            self._buffers.clear()
+        super().close()

@@ -1,0 +1,1 @@
+"""One module per runtime sub-command of ``pslg`` (see :mod:`pslg.runtime.cli`)."""

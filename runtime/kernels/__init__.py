@@ -1,0 +1,1 @@
+"""Numba kernels (placeholder until the kernels land)."""
