@@ -20,7 +20,7 @@ from pslg.runtime.modelset import TensorSpec
 from . import onnx as onnx_tools
 
 #: ViT configurations: embed dim, depth, heads, global-attention blocks. ``vit_t``
-#: is a small configuration of the same classes, for tests (random weights only).
+#: is a small configuration of the same classes, for tests; no official weights exist for it.
 CONFIGS = {
     "vit_b": (768, 12, 12, (2, 5, 8, 11)),
     "vit_l": (1024, 24, 16, (5, 11, 17, 23)),
@@ -118,8 +118,6 @@ def load_sam(model_type, checkpoint=None, decoder_checkpoint=None, random_weight
     """
     if random_weights == (checkpoint is not None):
         raise ParameterError("give exactly one of --checkpoint PATH or --random-weights")
-    if model_type == "vit_t" and not random_weights:
-        raise ParameterError("vit_t is a test configuration and exists with random weights only")
     if random_weights:
         if decoder_checkpoint is not None:
             raise ParameterError("--decoder-checkpoint needs a base --checkpoint")

@@ -26,15 +26,11 @@ COMMANDS = {
 }
 
 
-def _load(name):
-    module, _, extra = COMMANDS[name]
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name and not e.name.startswith("pslg"):
-            hint = f"pip install 'pslg-sam[{extra}]'" if extra else "pip install pslg-sam"
-            raise MissingDependency(f"'pslg {name}' needs the package '{e.name}', which is not installed: {hint}") from None
-        raise
+def _missing(name, error):
+    """The install hint for a sub-command whose dependency is not installed."""
+    extra = COMMANDS[name][2]
+    hint = f"pip install 'pslg-sam[{extra}]'" if extra else "pip install pslg-sam"
+    return MissingDependency(f"'pslg {name}' needs the package '{error.name}', which is not installed: {hint}")
 
 
 def _format_warning(message, category, *_args, **_kw):
@@ -53,17 +49,22 @@ def main(argv=None):
     warnings.formatwarning = _format_warning
     name = argv[0]
     try:
-        module = _load(name)
+        module = importlib.import_module(COMMANDS[name][0])
         cmd = argparse.ArgumentParser(prog=f"pslg {name}", description=COMMANDS[name][1])
         module.add_arguments(cmd)
         args = cmd.parse_args(argv[1:])
         return int(module.run(args) or 0)
+    except ModuleNotFoundError as e:
+        if not e.name or e.name.startswith("pslg"):
+            raise
+        error = _missing(name, e)
     except PslgError as e:
-        print(f"pslg {name}: error: {e}", file=sys.stderr)
-        return e.code
+        error = e
     except KeyboardInterrupt:
         print(f"pslg {name}: interrupted", file=sys.stderr)
         return 130
+    print(f"pslg {name}: error: {error}", file=sys.stderr)
+    return error.code
 
 
 if __name__ == "__main__":

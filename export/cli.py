@@ -1,0 +1,33 @@
+"""``pslg export sam|lqvg``: write an ONNX model set (needs the [export] extra)."""
+import json
+
+from pslg.runtime.errors import ParameterError
+
+
+def add_arguments(parser):
+    sub = parser.add_subparsers(dest="what", metavar="{sam,lqvg}", required=True)
+    sam = sub.add_parser("sam", help="SAM image encoder + prompt/mask decoder")
+    sam.add_argument("--model-type", default="vit_b", choices=("vit_b", "vit_l", "vit_h", "vit_t"),
+                     help="ViT size of the checkpoint (vit_t: a small test configuration)")
+    sam.add_argument("--checkpoint", help="official segment-anything checkpoint, or a fully fine-tuned SAM state dict")
+    sam.add_argument("--decoder-checkpoint", help="fine-tuned mask-decoder state dict applied on top of --checkpoint")
+    sam.add_argument("--random-weights", action="store_true", help="seeded random weights (tests/latency only)")
+    sam.add_argument("--seed", type=int, default=0, help="seed for --random-weights")
+    sam.add_argument("--out", required=True, help="model-set folder (created or updated)")
+    sam.add_argument("--no-simplify", action="store_true", help="skip the onnxslim pass")
+    from .lqvg import cli as lqvg_cli
+    lqvg_cli.add_arguments(sub.add_parser("lqvg", help="LQVG grounding model (text graph + grounding graph)"))
+
+
+def run(args):
+    if args.what == "lqvg":
+        from .lqvg import cli as lqvg_cli
+        return lqvg_cli.run(args)
+    from .sam import export_sam
+    if args.seed < 0:
+        raise ParameterError("--seed must be >= 0")
+    manifest = export_sam(args.out, args.model_type, checkpoint=args.checkpoint,
+                          decoder_checkpoint=args.decoder_checkpoint, random_weights=args.random_weights,
+                          seed=args.seed, simplify=not args.no_simplify)
+    print(json.dumps({"out": str(args.out), "sam": manifest["components"]["sam"]["parity_max_abs_diff"]}, indent=2))
+    return 0

@@ -1,0 +1,57 @@
+"""Validation of user prompts: boxes and points in original-image pixels.
+
+Boxes are ``x1, y1, x2, y2`` floats with an exclusive right/bottom edge: the
+box ``0, 0, W, H`` covers the whole W x H image. A box partly outside the
+image is clipped to it (with a warning); one that is inverted, has zero area
+or lies wholly outside is refused.
+"""
+import numpy as np
+
+from .errors import BoxError, PointError
+
+
+def check_box(box, image_shape, warnings=None):
+    """Validated, clipped float64 box ``[x1, y1, x2, y2]`` for an image of ``image_shape`` (H, W, ...)."""
+    try:
+        b = np.asarray(box, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise BoxError(f"box must be 4 numbers x1,y1,x2,y2; got {box!r}") from None
+    if b.size != 4 or not np.isfinite(b).all():
+        raise BoxError(f"box must be 4 finite numbers x1,y1,x2,y2; got {box!r}")
+    x1, y1, x2, y2 = b
+    if x2 <= x1 or y2 <= y1:
+        what = "inverted" if (x2 < x1 or y2 < y1) else "of zero area"
+        raise BoxError(f"box {b.tolist()} is {what}: need x1 < x2 and y1 < y2")
+    h, w = image_shape[:2]
+    clipped = np.array([max(x1, 0.0), max(y1, 0.0), min(x2, float(w)), min(y2, float(h))])
+    if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+        raise BoxError(f"box {b.tolist()} lies outside the {w}x{h} image")
+    if not np.array_equal(clipped, b) and warnings is not None:
+        warnings.append(f"box {b.tolist()} was clipped to the image: {clipped.tolist()}")
+    return clipped
+
+
+def check_point(point, image_shape):
+    """Validated float64 point ``[x, y]`` inside the image."""
+    try:
+        p = np.asarray(point, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise PointError(f"point must be 2 numbers x,y; got {point!r}") from None
+    h, w = image_shape[:2]
+    if p.size != 2 or not np.isfinite(p).all():
+        raise PointError(f"point must be 2 finite numbers x,y; got {point!r}")
+    if not (0 <= p[0] < w and 0 <= p[1] < h):
+        raise PointError(f"point {p.tolist()} lies outside the {w}x{h} image")
+    return p
+
+
+def parse_numbers(text, count, what):
+    """``"1,2,3,4"`` -> list of floats, for command-line options."""
+    try:
+        values = [float(v) for v in str(text).split(",")]
+    except ValueError:
+        values = []
+    if len(values) != count:
+        error = BoxError if what == "box" else PointError
+        raise error(f"--{what} must be {count} comma-separated numbers, got {text!r}")
+    return values

@@ -1,0 +1,50 @@
+"""Result dataclasses returned by the pipeline; the CLI writes them as JSON with the same names."""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def _plain(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclass
+class SegmentResult:
+    """One segmented object.
+
+    ``mask`` is H x W bool in original pixels (the caller's ``out`` buffer when
+    one was given); ``box`` is x1, y1, x2, y2 (exclusive right/bottom edge);
+    ``timings_ms`` maps a stage name to milliseconds.
+    """
+
+    mask: np.ndarray
+    box: np.ndarray
+    mode: str
+    box_source: str
+    point: np.ndarray = None
+    point_source: str = None
+    sam_score: float = None
+    grounding: object = None
+    cfpg: object = None
+    mbo: object = None
+    timings_ms: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)
+
+    def to_json(self):
+        """Everything but the arrays too large for JSON (mask, diagnostics images)."""
+        out = {"mode": self.mode, "box": _plain(self.box), "box_source": self.box_source,
+               "point": _plain(self.point), "point_source": self.point_source,
+               "sam_score": _plain(self.sam_score), "mask_area": int(np.count_nonzero(self.mask)),
+               "timings_ms": _plain(self.timings_ms), "warnings": list(self.warnings)}
+        for name in ("grounding", "cfpg", "mbo"):
+            part = getattr(self, name)
+            out[name] = part.to_json() if part is not None else None
+        return out

@@ -1,0 +1,137 @@
+"""SAM in the runtime: SamPredictor's pre/post-processing in numpy, and the two graphs.
+
+Preprocessing is segment-anything's: resize the longest side to 1024 with
+Pillow's bilinear filter (what ``ResizeLongestSide.apply_image`` does through
+torchvision), normalise with the pixel mean/std, pad bottom/right with zeros.
+Postprocessing: bilinear (half-pixel) upsampling of the 256x256 logits to
+1024, crop the unpadded part, resize to the original size, threshold at 0.
+"""
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from .errors import ParameterError, PointError
+
+IMAGE_SIZE = 1024
+LOW_RES = 256
+#: label codes of the decoder graph's points
+PAD, NEGATIVE, POSITIVE, BOX_TL, BOX_BR = -1, 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class SamTransform:
+    """Original size and the resized (unpadded) size; maps coordinates between them."""
+
+    original_size: tuple
+    input_size: tuple
+
+    @classmethod
+    def for_image(cls, height, width, target=IMAGE_SIZE):
+        scale = target / max(height, width)
+        return cls((height, width), (int(height * scale + 0.5), int(width * scale + 0.5)))
+
+    def to_input(self, xy):
+        """Original-pixel (x, y) coordinates -> the 1024 input frame (float64 math, as SamPredictor)."""
+        xy = np.array(xy, dtype=np.float64)
+        xy[..., 0] *= self.input_size[1] / self.original_size[1]
+        xy[..., 1] *= self.input_size[0] / self.original_size[0]
+        return xy
+
+
+def preprocess(image, pixel_mean, pixel_std, out=None):
+    """HxWx3 uint8 RGB -> (1x3x1024x1024 float32, SamTransform)."""
+    transform = SamTransform.for_image(*image.shape[:2])
+    h, w = transform.input_size
+    resized = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
+    if out is None:
+        out = np.empty((1, 3, IMAGE_SIZE, IMAGE_SIZE), np.float32)
+    out[:, :, h:, :] = 0
+    out[:, :, :h, w:] = 0
+    chw = out[0, :, :h, :w]
+    np.copyto(chw, resized.transpose(2, 0, 1), casting="unsafe")
+    chw -= np.asarray(pixel_mean, np.float32)[:, None, None]
+    chw /= np.asarray(pixel_std, np.float32)[:, None, None]
+    return out, transform
+
+
+def upscale_logits(low_res, transform):
+    """One 256x256 logit map -> original-size logits, as ``Sam.postprocess_masks``."""
+    h, w = transform.input_size
+    full = cv2.resize(low_res, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_LINEAR)
+    oh, ow = transform.original_size
+    return cv2.resize(full[:h, :w], (ow, oh), interpolation=cv2.INTER_LINEAR)
+
+
+def encode_prompts(transform, boxes=None, points=None, labels=None):
+    """Boxes [N,4] and points [N,K,2] + labels [N,K] (original pixels) -> decoder coords and labels.
+
+    Each prompt is its points then its box corners; a prompt without a box gets
+    one padding point, exactly as SamPredictor's prompt encoder does.
+    """
+    if boxes is None and points is None:
+        raise ParameterError("a SAM prompt needs a box, points, or both")
+    n = len(boxes) if boxes is not None else len(points)
+    parts_xy, parts_lab = [], []
+    if points is not None:
+        points = np.asarray(points, np.float64)
+        labels = np.asarray(labels if labels is not None else np.ones(points.shape[:2]), np.float64)
+        if points.ndim != 3 or points.shape[0] != n or points.shape[2] != 2 or labels.shape != points.shape[:2]:
+            raise PointError(f"points must be [N={n}, K, 2] with labels [N, K]; got {points.shape} and {labels.shape}")
+        if not np.isin(labels, (NEGATIVE, POSITIVE)).all():
+            raise PointError("point labels must be 1 (foreground) or 0 (background)")
+        parts_xy.append(transform.to_input(points))
+        parts_lab.append(labels)
+    if boxes is not None:
+        corners = transform.to_input(np.asarray(boxes, np.float64).reshape(n, 2, 2))
+        parts_xy.append(corners)
+        parts_lab.append(np.tile([BOX_TL, BOX_BR], (n, 1)))
+    else:
+        parts_xy.append(np.zeros((n, 1, 2)))
+        parts_lab.append(np.full((n, 1), PAD))
+    return (np.concatenate(parts_xy, axis=1).astype(np.float32),
+            np.concatenate(parts_lab, axis=1).astype(np.float32))
+
+
+class SamEncoder:
+    """The image-encoder graph plus preprocessing; owns its input buffer."""
+
+    def __init__(self, runner, meta):
+        self.runner, self.mean, self.std = runner, meta["pixel_mean"], meta["pixel_std"]
+        self._input = np.empty((1, 3, IMAGE_SIZE, IMAGE_SIZE), np.float32)
+
+    def __call__(self, image):
+        """Embed an RGB uint8 image; returns ``(embedding copy, SamTransform)``."""
+        tensor, transform = preprocess(image, self.mean, self.std, out=self._input)
+        return self.runner.run({"image": tensor})["image_embeddings"].copy(), transform
+
+
+class SamDecoder:
+    """The prompt-encoder + mask-decoder graph: many prompts per call."""
+
+    def __init__(self, runner):
+        self.runner = runner
+        self._no_mask = {}
+
+    def __call__(self, embedding, coords, labels, mask_input=None):
+        """Decoder inputs -> ``(low_res_masks [N,4,256,256], iou_predictions [N,4])`` (runner buffers)."""
+        n = coords.shape[0]
+        if mask_input is None:
+            mask_input = self._no_mask.get(n)
+            if mask_input is None:
+                mask_input = self._no_mask[n] = np.zeros((n, 1, LOW_RES, LOW_RES), np.float32)
+            has_mask = np.zeros(1, np.float32)
+        else:
+            mask_input = np.ascontiguousarray(mask_input, np.float32).reshape(n, 1, LOW_RES, LOW_RES)
+            has_mask = np.ones(1, np.float32)
+        out = self.runner.run({"image_embeddings": embedding, "point_coords": coords, "point_labels": labels,
+                               "mask_input": mask_input, "has_mask_input": has_mask})
+        return out["low_res_masks"], out["iou_predictions"]
+
+
+def select_masks(low_res, scores, multimask):
+    """Index of the mask each prompt keeps: token 0, or the best-scored of tokens 1..3."""
+    if not multimask:
+        return np.zeros(len(scores), np.intp)
+    return 1 + np.argmax(scores[:, 1:], axis=1)
