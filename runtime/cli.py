@@ -20,7 +20,7 @@ COMMANDS = {
     "warmup": ("pslg.runtime.commands.warmup", "compile the Numba kernels ahead of the first query", None),
     "verify": ("pslg.runtime.commands.verify", "compare a backend against ONNX Runtime fp32 on every graph", None),
     "export": ("pslg.export.cli", "export SAM or LQVG to an ONNX model set", "export"),
-    "build": ("pslg.export.tensorrt_cli", "build TensorRT engines for a model set", "tensorrt"),
+    "build": ("pslg.export.build", "build TensorRT engines for a model set", "tensorrt"),
     "bench": ("pslg.benchmarks.latency", "per-stage latency of the pipeline", None),
     "eval": ("pslg.benchmarks.evaluate", "RRSIS-D metrics of the pipeline or of a folder of masks", None),
 }

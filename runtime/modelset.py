@@ -289,3 +289,14 @@ def write_manifest(path, manifest):
     tmp = mpath.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
     os.replace(tmp, mpath)
+
+
+def record_engine(path, graph, meta):
+    """Add the TensorRT engine of ``graph`` (file ``meta["file"]`` in the folder) to the manifest."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    if graph not in manifest["graphs"]:
+        raise ComponentMissing(f"model set {path} has no graph '{graph}' to record an engine for")
+    manifest.setdefault("engines", {})[graph] = dict(meta, sha256=sha256(path / meta["file"]))
+    write_manifest(path, manifest)
+    return manifest

@@ -5,7 +5,7 @@ Callers never import a backend module: they ask the model set
 """
 import importlib.util
 
-from ..errors import BackendUnavailable, ParameterError
+from ..errors import BackendError, BackendUnavailable, ParameterError
 
 NAMES = ("onnxruntime", "tensorrt")
 
@@ -25,11 +25,20 @@ def choose(modelset, graph, backend):
 
 
 def open_runner(modelset, spec, backend="auto", device="auto", **options):
-    """Open the runner for one graph of a model set."""
-    name = choose(modelset, spec.name, backend)
-    if name == "tensorrt":
-        from .tensorrt import open_tensorrt_runner
-        return open_tensorrt_runner(modelset, spec, device=device, **options)
+    """Open the runner for one graph of a model set.
+
+    ``auto`` takes the TensorRT engine when one is listed and loads on this
+    device, and otherwise ONNX Runtime (saying why in a warning).
+    """
+    if choose(modelset, spec.name, backend) == "tensorrt":
+        from .tensorrt import open_tensorrt_runner, warn_fallback
+        try:
+            return open_tensorrt_runner(modelset, spec, device=device, **options)
+        except BackendError as e:
+            if backend != "auto":
+                raise
+            warn_fallback(spec.name, e)
+        device = "auto" if str(device).startswith("cuda") else device
     if importlib.util.find_spec("onnxruntime") is None:
         raise BackendUnavailable("onnxruntime is not installed: pip install onnxruntime (or onnxruntime-gpu)")
     from .onnxruntime import OrtRunner

@@ -1,0 +1,93 @@
+"""``pslg build``: TensorRT engines for every graph of a model set, recorded in its manifest.
+
+Build on the device that will run the engines (a Jetson builds for its own
+GPU and TensorRT version): the runtime refuses an engine from another.
+"""
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import onnx
+
+from pslg.runtime import modelset
+from pslg.runtime.backends.tensorrt import device_info
+from pslg.runtime.errors import ParameterError
+
+from . import tensorrt as trt_build
+
+PRECISIONS = ("fp32", "fp16", "int8")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+def add_arguments(parser):
+    parser.add_argument("--models", required=True, help="model-set folder with exported ONNX graphs")
+    parser.add_argument("--graphs", nargs="+", help="graphs to build (default: all in the manifest)")
+    parser.add_argument("--precision", default="fp16", choices=PRECISIONS,
+                        help="fp16 keeps LayerNorm/Softmax/log in fp32; int8 applies to the SAM encoder only")
+    parser.add_argument("--calibration-images", help="folder of images for int8 calibration")
+    parser.add_argument("--max-prompts", type=int, default=trt_build.DEFAULT_LIMITS["prompts"],
+                        help="most prompts decoded in one SAM decoder call")
+    parser.add_argument("--max-points", type=int, default=trt_build.DEFAULT_LIMITS["points"],
+                        help="most points per prompt, box corners included")
+    parser.add_argument("--max-tokens", type=int, help="longest phrase in tokens (default: the export's maximum)")
+    parser.add_argument("--timing-cache", help="timing cache file, read and updated (default: MODELS/timing.cache)")
+    parser.add_argument("--workspace-gb", type=float, default=2.0, help="builder workspace limit")
+    parser.add_argument("--dla-core", type=int, help="build for this DLA core (Jetson), GPU fallback on")
+    parser.add_argument("--version-compatible", action="store_true",
+                        help="engines that later TensorRT runtimes (and tensorrt_lean) of the same major version load")
+    parser.add_argument("--exclude-lean-runtime", action="store_true",
+                        help="with --version-compatible: do not embed the lean runtime in each engine")
+
+
+def run(args):
+    trt = trt_build.import_tensorrt_builder()
+    if args.exclude_lean_runtime and not args.version_compatible:
+        raise ParameterError("--exclude-lean-runtime only applies with --version-compatible")
+    models = modelset.open(args.models)
+    graphs = args.graphs or list(models.manifest["graphs"])
+    limits = trt_build.build_limits(models.manifest, args.max_prompts, args.max_points, args.max_tokens)
+    specs = [models.graph(g) for g in graphs]
+    profiles = {s.name: trt_build.profile_ranges(s, limits) for s in specs}
+    images = _calibration_images(args.calibration_images) if args.precision == "int8" else None
+    cache_path = Path(args.timing_cache or models.path / "timing.cache")
+    device = device_info(trt)
+    for i, spec in enumerate(specs, 1):
+        precision = args.precision if spec.name == "sam_encoder" or args.precision != "int8" else "fp16"
+        print(f"[{i}/{len(specs)}] {spec.name}: {precision}, profile {profiles[spec.name]}", file=sys.stderr)
+        model = onnx.load(str(spec.path), load_external_data=False)
+        fp32 = trt_build.fp32_nodes(model) if precision != "fp32" else []
+        calibrator = None
+        if precision == "int8":
+            meta = models.component("sam")
+            calibrator = trt_build.entropy_calibrator(
+                trt, trt_build.calibration_batches(images, meta["pixel_mean"], meta["pixel_std"]),
+                models.path / "sam_encoder.int8.calib")
+        t0 = time.perf_counter()
+        plan, cache = trt_build.build_serialized_network(
+            trt, spec.path, profiles[spec.name], precision, trt_build.fp32_tensors(model, fp32),
+            int(args.workspace_gb * (1 << 30)), cache_path.read_bytes() if cache_path.exists() else None,
+            args.dla_core, args.version_compatible, args.exclude_lean_runtime, calibrator, sys.stderr)
+        seconds = time.perf_counter() - t0
+        fname = trt_build.engine_file(spec.name, precision)
+        (models.path / fname).write_bytes(plan)
+        cache_path.write_bytes(cache)
+        modelset.record_engine(models.path, spec.name, {
+            "file": fname, "precision": precision, "tensorrt_version": device.tensorrt_version,
+            "gpu": {"name": device.gpu_name, "compute_capability": device.compute_capability},
+            "profile": profiles[spec.name], "onnx_sha256": modelset.sha256(spec.path),
+            "fp32_layers": fp32, "version_compatible": args.version_compatible,
+            "lean_runtime_embedded": args.version_compatible and not args.exclude_lean_runtime,
+            "dla_core": args.dla_core, "workspace_gb": args.workspace_gb, "build_seconds": round(seconds, 1),
+            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        print(f"[{i}/{len(specs)}] {spec.name}: {fname} in {seconds:.0f} s", file=sys.stderr)
+    return 0
+
+
+def _calibration_images(folder):
+    if not folder:
+        raise ParameterError("--precision int8 needs --calibration-images DIR (representative aerial images)")
+    images = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise ParameterError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return images
