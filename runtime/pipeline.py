@@ -1,12 +1,17 @@
 """The PSLG pipeline as one embeddable object with an explicit lifecycle.
 
     with Pipeline.open("engines/demo") as p:
-        p.set_image(rgb)                       # SAM encoder runs once per image
-        r = p.segment(box=(x1, y1, x2, y2))    # any number of prompts after it
+        p.set_image(rgb)                           # SAM encodes the image once
+        r = p.segment(text="the white boat")       # any number of queries after it
+        r.mask, r.box, r.timings_ms
 
-Thread-safety: every public method takes the pipeline's internal lock, so
-two threads may share one pipeline (their calls run one at a time and never
-mix images or buffers); for parallel throughput open one pipeline per thread.
+Modes (the paper's ablations): ``box`` (SAM on the box), ``box+point`` (plus
+the CFPG point), ``full`` (plus MBO refinement), and ``classical`` (CFPG point
+and MBO from the box alone, no SAM: what runs without a SAM checkpoint).
+
+Thread-safety: every public method holds the pipeline's lock, so threads may
+share one pipeline; their calls run one at a time and never mix images or
+buffers. For parallel throughput, open one pipeline per thread.
 """
 import threading
 import time
@@ -14,48 +19,86 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from . import kernels
 from . import modelset as modelsets
 from . import sam
+from .cfpg import foreground_point
 from .errors import ClosedError, ComponentMissing, NoImageError, ParameterError
 from .image import to_rgb8
+from .mbo import refine
 from .prompts import check_box, check_point
 from .results import SegmentResult
 
 MODES = ("box", "box+point", "full", "classical")
+SAM_MODES = ("box", "box+point", "full")
+#: the grounder's stage names -> the pipeline's
+_GROUNDING_STAGES = {"tokenise": "tokenise", "text": "text_encoder", "letterbox": "letterbox",
+                     "grounding": "grounding"}
+
+
+def _ms(t0):
+    return (time.perf_counter() - t0) * 1e3
 
 
 class Pipeline:
-    """Chains the stages of a model set; open it with :meth:`open`."""
+    """Chains the stages of a model set. Open it with :meth:`open`; close it (or use ``with``)."""
 
-    def __init__(self, models, backend, device, threads):
+    def __init__(self, models, backend="auto", device="auto", threads=0, text_cache=32, warmup=True):
         self.models = models
-        self.backend = backend
         self._lock = threading.RLock()
-        self._closed = False
         self._runners = []
-        self.sam_meta = models.component("sam") if models.has("sam") else None
-        if self.sam_meta is not None:
-            self._sam_encoder = sam.SamEncoder(self._open("sam_encoder", backend, device, threads), self.sam_meta)
-            self._sam_decoder = sam.SamDecoder(self._open("sam_decoder", backend, device, threads))
-        self._image = None
+        self._closed = False
+        self._image = self._embedding = self._letterboxed = None
+        self._sam_mask = None
         self.image_timings_ms = {}
+        try:
+            self.sam_meta = models.component("sam") if models.has("sam") else None
+            if self.sam_meta is not None:
+                self._sam_encoder = sam.SamEncoder(self._open("sam_encoder", backend, device, threads),
+                                                   self.sam_meta)
+                self._sam_decoder = sam.SamDecoder(self._open("sam_decoder", backend, device, threads))
+            self.grounder = None
+            if models.has("lqvg"):
+                from .grounding import Grounder
+                self.grounder = Grounder(models, backend, device, cache_size=text_cache, threads=threads)
+                self._runners += [self.grounder]
+            if warmup:
+                self.open_timings_ms = self._warmup()
+        except BaseException:
+            self.close()
+            raise
 
     @classmethod
-    def open(cls, models_dir, backend="auto", device="auto", threads=0, verify=True):
-        """Open a model set and every graph in it; refuses an incomplete or mismatched set."""
-        models = modelsets.open(models_dir, verify=verify)
-        pipeline = cls.__new__(cls)
-        try:
-            pipeline.__init__(models, backend, device, threads)
-        except BaseException:
-            pipeline.close()
-            raise
-        return pipeline
+    def open(cls, models_dir, backend="auto", device="auto", threads=0, text_cache=32, warmup=True, verify=True):
+        """Open a model set and load every graph and kernel; refuses an incomplete or mismatched set.
+
+        ``backend``: ``auto`` (TensorRT engines where they load, else ONNX
+        Runtime), ``onnxruntime`` or ``tensorrt``. ``device``: ``auto``, ``cpu``,
+        ``cuda[:N]``. ``warmup`` runs every stage once on a synthetic image so
+        the first real query pays no compilation or lazy initialisation.
+        """
+        return cls(modelsets.open(models_dir, verify=verify), backend, device, threads, text_cache, warmup)
 
     def _open(self, graph, backend, device, threads):
         runner = self.models.open_runner(graph, backend=backend, device=device, threads=threads)
         self._runners.append(runner)
         return runner
+
+    def _warmup(self):
+        timings = {"kernels": kernels.warmup() * 1e3}
+        t0 = time.perf_counter()
+        rng = np.random.default_rng(0)
+        image = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+        self.set_image(image)
+        modes = ("full", "classical") if self.sam_meta is not None else ("classical",)
+        for mode in modes:
+            self.segment(box=(20, 20, 100, 80), mode=mode)
+        if self.grounder is not None:
+            self.segment(text="warm-up", mode=modes[-1])
+            self.grounder.clear_cache()
+        self._image = self._embedding = self._letterboxed = None
+        timings["graphs"] = _ms(t0)
+        return timings
 
     @property
     def warnings(self):
@@ -72,7 +115,7 @@ class Pipeline:
             yield
 
     def set_image(self, image):
-        """Set the image the next queries run on; SAM encodes it once here."""
+        """Set the image the next queries run on: SAM encodes it and LQVG letterboxes it, once."""
         rgb = to_rgb8(image)
         with self._state(need_image=False):
             self._image = None
@@ -80,55 +123,111 @@ class Pipeline:
             if self.sam_meta is not None:
                 t0 = time.perf_counter()
                 self._embedding, self._transform = self._sam_encoder(rgb)
-                timings["sam_encoder"] = (time.perf_counter() - t0) * 1e3
+                timings["sam_encoder"] = _ms(t0)
+            if self.grounder is not None:
+                t0 = time.perf_counter()
+                self._letterboxed = self.grounder.prepare_image(rgb)
+                timings["letterbox"] = _ms(t0)
+            if self._sam_mask is None or self._sam_mask.shape != rgb.shape[:2]:
+                self._sam_mask = np.empty(rgb.shape[:2], bool)
             self._image = rgb
             self.image_timings_ms = timings
 
-    def segment(self, box=None, point=None, mode="box+point", out=None, multimask=False):
-        """Segment one object in the current image from a box (and optionally a point)."""
+    def locate(self, text):
+        """The LQVG box for ``text`` in the current image (a GroundingResult)."""
+        with self._state():
+            return self._locate(text)
+
+    def _locate(self, text):
+        if self.grounder is None:
+            raise ComponentMissing(f"model set {self.models.path} has no LQVG graphs: pass box=... instead of text, "
+                                   f"or export LQVG into it ('pslg export lqvg --out {self.models.path}')")
+        return self.grounder.locate(self._letterboxed, text)
+
+    def segment(self, text=None, box=None, point=None, mode="full", out=None, multimask=False, seed=0):
+        """Segment one object of the current image.
+
+        ``text``: the phrase LQVG grounds (skipped when ``box`` is given: the
+        box wins and the phrase is kept as the label). ``box``: x1, y1, x2, y2
+        original pixels. ``point``: x, y of a foreground point instead of
+        CFPG's. ``out``: a caller-owned H x W bool or uint8 array that receives
+        the mask. Returns a :class:`~pslg.runtime.results.SegmentResult`.
+        """
         if mode not in MODES:
             raise ParameterError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        if text is None and box is None:
+            raise ParameterError("segment needs text='...' or box=(x1, y1, x2, y2)")
         with self._state():
             t_start = time.perf_counter()
-            image = self._image
-            warnings = self.warnings
-            if box is None:
-                raise ParameterError("segment needs box=(x1, y1, x2, y2)")
-            box = check_box(box, image.shape, warnings)
-            point_xy = check_point(point, image.shape) if point is not None else None
+            image, warnings, timings = self._image, self.warnings, {}
             mask = self._mask_buffer(out, image.shape)
-            timings = {}
-            if self.sam_meta is None:
-                raise ComponentMissing(f"model set {self.models.path} has no SAM graphs; use mode='classical'")
-            t0 = time.perf_counter()
-            points = None if point_xy is None or mode == "box" else point_xy[None, None]
-            coords, labels = sam.encode_prompts(self._transform, boxes=box[None], points=points)
-            low_res, scores = self._sam_decoder(self._embedding, coords, labels)
-            keep = sam.select_masks(low_res, scores, multimask)[0]
-            logits = sam.upscale_logits(low_res[0, keep], self._transform)
-            np.greater(logits, self.sam_meta["mask_threshold"], out=mask)
-            timings["sam_decoder"] = (time.perf_counter() - t0) * 1e3
-            timings["total"] = (time.perf_counter() - t_start) * 1e3
-            return SegmentResult(mask=mask, box=box, mode=mode, box_source="user",
-                                 point=point_xy if points is not None else None,
-                                 point_source="user" if points is not None else None,
-                                 sam_score=float(scores[0, keep]), timings_ms=timings, warnings=warnings)
+            grounding = None
+            if box is None:
+                grounding = self._locate(text)
+                timings.update({_GROUNDING_STAGES[k]: v for k, v in grounding.timings_ms.items()})
+                warnings += [w for w in grounding.warnings if w not in warnings]
+            box = check_box(grounding.box if grounding else box, image.shape, warnings)
+            point_xy, point_source, cfpg = None, None, None
+            if point is not None and mode != "box":
+                point_xy, point_source = check_point(point, image.shape), "user"
+            elif mode != "box":
+                t0 = time.perf_counter()
+                cfpg = foreground_point(image, box, seed=seed)
+                timings["cfpg"] = _ms(t0)
+                point_xy, point_source = np.asarray(cfpg.point, np.float64), "cfpg"
+                warnings += cfpg.warnings
+            sam_score = None
+            if mode in SAM_MODES:
+                t0 = time.perf_counter()
+                target = self._sam_mask if mode == "full" else mask
+                sam_score = self._decode(box, point_xy if mode != "box" else None, target, multimask)
+                timings["sam_decoder"] = _ms(t0)
+            mbo = None
+            if mode in ("full", "classical"):
+                t0 = time.perf_counter()
+                mbo = refine(image, self._sam_mask if mode == "full" else None, box, point=point_xy, seed=seed,
+                             out=mask)
+                timings["mbo"] = _ms(t0)
+                warnings += mbo.warnings
+            timings["total"] = _ms(t_start)
+            return SegmentResult(mask=mask, box=box, mode=mode, box_source="text" if grounding else "user",
+                                 phrase=text, point=point_xy, point_source=point_source, sam_score=sam_score,
+                                 grounding=grounding, cfpg=cfpg, mbo=mbo, timings_ms=timings, warnings=warnings)
+
+    def _decode(self, box, point, target, multimask):
+        if self.sam_meta is None:
+            raise ComponentMissing(f"model set {self.models.path} has no SAM graphs; use mode='classical' "
+                                   f"or export SAM into it ('pslg export sam --out {self.models.path}')")
+        coords, labels = sam.encode_prompts(self._transform, boxes=box[None],
+                                            points=None if point is None else point[None, None])
+        low_res, scores = self._sam_decoder(self._embedding, coords, labels)
+        keep = sam.select_masks(low_res, scores, multimask)[0]
+        logits = sam.upscale_logits(low_res[0, keep], self._transform)
+        np.greater(logits, self.sam_meta["mask_threshold"], out=target)
+        return float(scores[0, keep])
 
     @staticmethod
     def _mask_buffer(out, shape):
         if out is None:
             return np.empty(shape[:2], bool)
-        if not isinstance(out, np.ndarray) or out.shape != shape[:2] or out.dtype not in (np.bool_, np.uint8):
-            raise ParameterError(f"out must be a bool or uint8 array of shape {shape[:2]}")
-        return out.view(bool) if out.dtype == np.uint8 else out
+        if not isinstance(out, np.ndarray) or out.shape != shape[:2] or out.dtype not in (np.bool_, np.uint8) \
+                or not out.flags.c_contiguous:
+            raise ParameterError(f"out must be a C-contiguous bool or uint8 array of shape {shape[:2]}")
+        return out.view(bool)
+
+    def clear_text_cache(self):
+        """Forget cached phrase features (benchmarks use it to time the text encoder every run)."""
+        with self._state(need_image=False):
+            if self.grounder is not None:
+                self.grounder.clear_cache()
 
     def close(self):
-        """Free every graph and buffer; later calls raise ClosedError. Idempotent."""
+        """Free every graph and buffer; later calls raise ClosedError. Safe to call twice."""
         with self._lock:
-            for runner in getattr(self, "_runners", ()):
+            for runner in self._runners:
                 runner.close()
             self._runners = []
-            self._image = self._embedding = None
+            self._image = self._embedding = self._letterboxed = self._sam_mask = None
             self._closed = True
 
     def __enter__(self):

@@ -1,5 +1,5 @@
 """Result dataclasses returned by the pipeline; the CLI writes them as JSON with the same names."""
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -16,6 +16,16 @@ def _plain(value):
     return value
 
 
+def summary(part):
+    """JSON-ready fields of a stage's result: its own ``to_json``, else every field but images (2-D+ arrays)."""
+    if part is None:
+        return None
+    if hasattr(part, "to_json"):
+        return part.to_json()
+    return {f.name: _plain(getattr(part, f.name)) for f in fields(part)
+            if not (isinstance(getattr(part, f.name), np.ndarray) and getattr(part, f.name).ndim >= 2)}
+
+
 @dataclass
 class SegmentResult:
     """One segmented object.
@@ -29,6 +39,7 @@ class SegmentResult:
     box: np.ndarray
     mode: str
     box_source: str
+    phrase: str = None
     point: np.ndarray = None
     point_source: str = None
     sam_score: float = None
@@ -40,11 +51,10 @@ class SegmentResult:
 
     def to_json(self):
         """Everything but the arrays too large for JSON (mask, diagnostics images)."""
-        out = {"mode": self.mode, "box": _plain(self.box), "box_source": self.box_source,
+        out = {"mode": self.mode, "phrase": self.phrase, "box": _plain(self.box), "box_source": self.box_source,
                "point": _plain(self.point), "point_source": self.point_source,
                "sam_score": _plain(self.sam_score), "mask_area": int(np.count_nonzero(self.mask)),
                "timings_ms": _plain(self.timings_ms), "warnings": list(self.warnings)}
         for name in ("grounding", "cfpg", "mbo"):
-            part = getattr(self, name)
-            out[name] = part.to_json() if part is not None else None
+            out[name] = summary(getattr(self, name))
         return out

@@ -99,7 +99,7 @@ def test_pipeline_segment_equals_parts(sam_tiny, marina, runtime_parts):
     with Pipeline.open(sam_tiny[0], device="cpu") as p:
         p.set_image(marina)
         out = np.zeros(marina.shape[:2], np.uint8)
-        result = p.segment(box=BOXES[0], point=POINTS[0, 0], out=out)
+        result = p.segment(box=BOXES[0], point=POINTS[0, 0], mode="box+point", out=out)
     ours, _ = runtime_masks(runtime_parts, boxes=BOXES[:1], points=POINTS[:1])
     np.testing.assert_array_equal(out.astype(bool), ours[0])
     assert result.mask.base is out or result.mask is out

@@ -171,3 +171,43 @@ def test_built_engine_matches_onnxruntime(sam_tiny, tmp_path):
     report = verify(modelset.open(models), "tensorrt", "cuda:0", synthetic_image(), "")
     assert report["sam_decoder"]["low_res_masks"]["mask_iou_min"] >= 0.99
     assert sys.modules.get("tensorrt") is not None
+
+
+def _gpu_cudart():
+    try:
+        cudart = trt_backend.import_cudart()
+        err, count = cudart.cudaGetDeviceCount()
+    except Exception:
+        return None
+    return cudart if int(err) == 0 and count > 0 else None
+
+
+@pytest.mark.tensorrt
+@pytest.mark.skipif(_gpu_cudart() is None, reason="needs cuda-python and a CUDA GPU")
+def test_cuda_wrappers_move_data_and_replay_a_graph():
+    """The thin cuda-python wrappers the TensorRT runner uses, on a real GPU (no TensorRT needed)."""
+    cudart = _gpu_cudart()
+    info = trt_backend.device_info(types.SimpleNamespace(__version__="0.0.0"), cudart, 0)
+    assert info.gpu_name and info.compute_capability.count(".") == 1
+    stream = trt_backend._cuda_stream_create(cudart)
+    host = trt_backend._cuda_malloc_host(cudart, 64 * 4, (64,), "float32")
+    back = trt_backend._cuda_malloc_host(cudart, 64 * 4, (64,), "float32")
+    dev_a, dev_b = trt_backend._cuda_malloc(cudart, 64 * 4), trt_backend._cuda_malloc(cudart, 64 * 4)
+    host[:] = np.arange(64, dtype=np.float32)
+    trt_backend._cuda_memcpy_async(cudart, dev_a, host, "h2d", stream)
+
+    def device_copy():
+        trt_backend._cuda_check(cudart.cudaMemcpyAsync(dev_b, dev_a, 64 * 4,
+                                                       cudart.cudaMemcpyKind.cudaMemcpyDeviceToDevice, stream))
+
+    graph = trt_backend._cuda_capture_graph(cudart, stream, device_copy)
+    host[:] = 5.0
+    trt_backend._cuda_memcpy_async(cudart, dev_a, host, "h2d", stream)
+    trt_backend._cuda_graph_launch(cudart, graph, stream)
+    trt_backend._cuda_memcpy_async(cudart, back, dev_b, "d2h", stream)
+    trt_backend._cuda_stream_synchronize(cudart, stream)
+    np.testing.assert_array_equal(back, np.full(64, 5.0, np.float32))
+    for ptr in (dev_a, dev_b):
+        cudart.cudaFree(ptr)
+    for arr in (host, back):
+        cudart.cudaFreeHost(arr.ctypes.data)
