@@ -1,0 +1,90 @@
+"""Official LQVG checkpoints: safe reading and strict loading.
+
+``main.py`` writes ``torch.save({'model': state_dict, 'optimizer', 'lr_scheduler',
+'epoch', 'args': argparse.Namespace}, path, _use_new_zipfile_serialization=False)``.
+It is read with ``weights_only=True`` and only ``argparse.Namespace``
+allowlisted, so a file that pickles anything else is refused, not executed.
+
+Loading is strict: every key and shape of the official state dict must be
+there, nothing else, with three tolerances the official files need:
+``text_encoder.embeddings.position_ids`` (a buffer transformers < 4.31
+saved), thop's ``total_ops`` / ``total_params`` artefacts (the official
+loader ignores them too), and the box-refinement alias: ``bbox_embed.*`` and
+``transformer.decoder.bbox_embed.*`` are one tensor, so either copy suffices
+(both must agree when both are given).
+"""
+import argparse
+import re
+from pathlib import Path
+
+import torch
+
+from pslg.runtime.errors import CheckpointError
+
+IGNORED_KEYS = ("text_encoder.embeddings.position_ids",)
+IGNORED_SUFFIXES = ("total_ops", "total_params")
+ALIAS_PREFIXES = ("bbox_embed.", "transformer.decoder.bbox_embed.")
+#: Keys every LQVG state dict has; a dict with none of them is another model's.
+SIGNATURE_KEYS = ("transformer.level_embed", "query_embed.weight", "text_encoder.embeddings.word_embeddings.weight",
+                  "fusion_module.multihead_attn.in_proj_weight")
+
+
+def read_checkpoint(path):
+    """The LQVG state dict in a checkpoint file (wrapped in ``{'model': ...}`` or bare)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # torch.load raises many types for corrupt files
+        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if refused:
+            raise CheckpointError(f"{path.name} pickles {refused.group(1)}, which is neither a tensor nor the training "
+                                  f"arguments; the file is refused rather than executed") from None
+        detail = re.search(r"WeightsUnpickler error:\s*(.+?)\s*(?:\n\n|$)", str(e), re.S)
+        raise CheckpointError(f"{path.name} is not a loadable PyTorch checkpoint (corrupt or truncated?): "
+                              f"{detail.group(1) if detail else str(e).strip() or type(e).__name__}") from None
+    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
+        obj = obj["model"]
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{path.name} holds no tensor state dict (nor one under 'model')")
+    check_lqvg(obj, path.name)
+    return obj
+
+
+def _resolve_aliases(state):
+    first, second = ALIAS_PREFIXES
+    for key in [k for k in state if k.startswith(first) or k.startswith(second)]:
+        twin = second + key[len(first):] if key.startswith(first) else first + key[len(second):]
+        if twin not in state:
+            state[twin] = state[key]
+        elif state[twin].shape == state[key].shape and not torch.equal(state[twin], state[key]):
+            raise CheckpointError(f"'{key}' and '{twin}' must hold the same tensor (box-refinement alias) "
+                                  f"but differ")
+
+
+def check_lqvg(state, what):
+    """Refuse the state dict of another model (SAM, a random dict) before anything is built."""
+    if not any(k in state for k in SIGNATURE_KEYS):
+        hint = " (it is a SAM checkpoint)" if any(k.startswith("image_encoder.") for k in state) else ""
+        raise CheckpointError(f"{what} is not an LQVG checkpoint{hint}: it has none of {', '.join(SIGNATURE_KEYS)} "
+                              f"(first keys: {', '.join(list(state)[:3])})")
+
+
+def load_checkpoint_state(model, state, what="checkpoint"):
+    """Load an official state dict into :class:`~.model.LQVG` strictly; refusals name the keys."""
+    check_lqvg(state, what)
+    state = {k: v for k, v in state.items() if k not in IGNORED_KEYS and not k.endswith(IGNORED_SUFFIXES)}
+    _resolve_aliases(state)
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {list(state[k].shape)} (expected {list(v.shape)})" for k, v in own.items()
+              if k in state and state[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        parts = [f"{name} ({len(keys)}): {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
+                 for name, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shapes)) if keys]
+        raise CheckpointError(f"{what} does not fit LQVG: " + "; ".join(parts))
+    model.load_state_dict(state, strict=True)
+    return model

@@ -1,0 +1,169 @@
+"""LQVG export: the text and grounding graphs, checked against PyTorch, into a model set.
+
+* ``lqvg_text``: input_ids, attention_mask [1, tokens] int64 -> text_features
+  [1, tokens, 256] (RoBERTa + resizer), dynamic ``tokens`` from 1 to
+  ``max_tokens``: the runtime caches it per phrase;
+* ``lqvg_grounding``: image [1, 3, S, S] (letterboxed, normalised),
+  text_features, attention_mask -> pred_logits [1, 10] and pred_boxes
+  [1, 10, 4] (cx, cy, w, h in [0, 1] of the square) of all queries. Query
+  selection and the way back to original pixels are the runtime's.
+"""
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from pslg.runtime import grounding as rt
+from pslg.runtime import modelset
+from pslg.runtime.errors import ParameterError
+from pslg.runtime.modelset import TensorSpec
+
+from .. import onnx as onnx_tools
+from . import text
+from .checkpoint import load_checkpoint_state, read_checkpoint
+from .model import LQVG, NUM_QUERIES, Config
+from .tokenizer import SPECIAL_TOKENS, load_tokenizer
+from .transformer import D_MODEL
+
+#: Letterbox squares of the released checkpoints: 800 (DIOR-RSVG), 1024 (RSVG-HR).
+IMAGE_SIZES = (800, 1024)
+DEFAULT_MAX_TOKENS = 40
+TEXT_INPUTS = (TensorSpec("input_ids", "int64", (1, "tokens")), TensorSpec("attention_mask", "int64", (1, "tokens")))
+TEXT_OUTPUTS = (TensorSpec("text_features", "float32", (1, "tokens", D_MODEL)),)
+GROUNDING_OUTPUTS = (TensorSpec("pred_logits", "float32", (1, NUM_QUERIES)),
+                     TensorSpec("pred_boxes", "float32", (1, NUM_QUERIES, 4)))
+#: Max abs difference ONNX Runtime vs PyTorch accepted at export time.
+TOLERANCES = {"text_features": 1e-4, "pred_logits": 1e-3, "pred_boxes": 1e-4}
+#: Phrase of the export-time check (any phrase does; this one is RSVG-like).
+SAMPLE_PHRASE = "the large white storage tank at the bottom left of the image"
+
+
+def grounding_inputs(image_size):
+    return (TensorSpec("image", "float32", (1, 3, image_size, image_size)),
+            TensorSpec("text_features", "float32", (1, "tokens", D_MODEL)),
+            TensorSpec("attention_mask", "int64", (1, "tokens")))
+
+
+class TextGraph(nn.Module):
+    """What ``lqvg_text.onnx`` holds: :meth:`LQVG.encode_text`."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask):
+        return self.model.encode_text(input_ids, attention_mask)
+
+
+class GroundingGraph(nn.Module):
+    """What ``lqvg_grounding.onnx`` holds: :meth:`LQVG.ground`."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image, text_features, attention_mask):
+        return self.model.ground(image, text_features, attention_mask)
+
+
+def check_options(image_size, max_tokens, text_layers, random_weights):
+    if image_size not in IMAGE_SIZES:
+        raise ParameterError(f"image size {image_size} is not supported: LQVG is exported at "
+                             f"{' or '.join(map(str, IMAGE_SIZES))} (its checkpoints' letterbox squares)")
+    if not 2 <= max_tokens <= text.MAX_TOKENS:
+        raise ParameterError(f"max tokens must be 2..{text.MAX_TOKENS} (<s> and </s> included), got {max_tokens}")
+    if not 1 <= text_layers <= text.LAYERS:
+        raise ParameterError(f"text layers must be 1..{text.LAYERS}, got {text_layers}")
+    if text_layers != text.LAYERS and not random_weights:
+        raise ParameterError("fewer text layers is a test configuration: it exists with --random-weights only")
+
+
+def build_lqvg(image_size=800, checkpoint=None, random_weights=False, seed=0, text_layers=text.LAYERS):
+    """Our LQVG in eval mode, and the weights record for the manifest.
+
+    Either an official ``checkpoint`` (strictly loaded) or, when asked,
+    seeded random weights; never a silent mix.
+    """
+    if random_weights == (checkpoint is not None):
+        raise ParameterError("give exactly one of --checkpoint PATH or --random-weights")
+    if random_weights:
+        torch.manual_seed(seed)
+        return LQVG(Config(image_size, text_layers)).eval(), {"random": True, "seed": seed}
+    state = read_checkpoint(checkpoint)
+    model = load_checkpoint_state(LQVG(Config(image_size, text_layers)), state, f"checkpoint {checkpoint}")
+    record = {"file": Path(checkpoint).name, "sha256": modelset.sha256(checkpoint)}
+    return model.eval(), {"random": False, "checkpoint": record}
+
+
+def example_inputs(tokenizer, image_size, max_tokens):
+    """The export-time check's inputs: a letterboxed synthetic image, the sample phrase, a full-length id row."""
+    rng = np.random.default_rng(0)
+    image = rt.letterbox_image(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), image_size).tensor
+    ids = np.array([rt.truncate(tokenizer.encode(rt.caption(SAMPLE_PHRASE)).ids, max_tokens)], np.int64)
+    longest = rng.integers(4, tokenizer.get_vocab_size(), (1, max_tokens))
+    longest[0, 0], longest[0, -1] = SPECIAL_TOKENS["<s>"], SPECIAL_TOKENS["</s>"]
+    return image, ids, longest
+
+
+def _tensors(feeds, specs):
+    return tuple(torch.from_numpy(feeds[t.name]) for t in specs)
+
+
+def export_lqvg(out, tokenizer, checkpoint=None, random_weights=False, seed=0, image_size=800,
+                max_tokens=DEFAULT_MAX_TOKENS, text_layers=text.LAYERS, simplify=True):
+    """Export LQVG's two graphs and the tokenizer into the model set ``out``; checked before they land."""
+    check_options(image_size, max_tokens, text_layers, random_weights)
+    progress = onnx_tools.Progress(6)
+    with progress.step("reading the tokenizer and the weights"):
+        tok = load_tokenizer(tokenizer)
+        model, weights = build_lqvg(image_size, checkpoint, random_weights, seed, text_layers)
+    return write_modelset(out, model, tok, weights, max_tokens, simplify, progress)
+
+
+def write_modelset(out, model, tokenizer, weights, max_tokens=DEFAULT_MAX_TOKENS, simplify=True, progress=None):
+    """Export a built :class:`LQVG` (weights described by ``weights``) with its checked ``tokenizer``."""
+    progress = progress or onnx_tools.Progress(5)
+    image_size = model.config.image_size
+    text_graph, grounding_graph = TextGraph(model).eval(), GroundingGraph(model).eval()
+    image, ids, longest = example_inputs(tokenizer, image_size, max_tokens)
+    inputs = grounding_inputs(image_size)
+    text_feeds = [{"input_ids": i, "attention_mask": np.ones_like(i)} for i in (ids, longest)]
+    with progress.step(f"running PyTorch on the check inputs ({ids.shape[1]} and {max_tokens} tokens)"), \
+            torch.no_grad():
+        text_refs = [{"text_features": text_graph(*_tensors(f, TEXT_INPUTS)).numpy()} for f in text_feeds]
+        ground_feeds = {"image": image, "text_features": text_refs[0]["text_features"],
+                        "attention_mask": text_feeds[0]["attention_mask"]}
+        logits, boxes = grounding_graph(*_tensors(ground_feeds, inputs))
+        ground_ref = {"pred_logits": logits.numpy(), "pred_boxes": boxes.numpy()}
+    parity = {}
+    with onnx_tools.staging(out, rt.COMPONENT) as tmp:
+        text_path, ground_path = (tmp / modelset.graph_file(g) for g in (rt.TEXT_GRAPH, rt.GROUNDING_GRAPH))
+        with progress.step(f"exporting {text_path.name}"):
+            onnx_tools.export_graph(text_graph, _tensors(text_feeds[0], TEXT_INPUTS), text_path,
+                                    TEXT_INPUTS, TEXT_OUTPUTS, simplify=simplify)
+        with progress.step(f"exporting {ground_path.name}"):
+            onnx_tools.export_graph(grounding_graph, _tensors(ground_feeds, inputs),
+                                    ground_path, inputs, GROUNDING_OUTPUTS, simplify=simplify)
+        with progress.step("checking both graphs against PyTorch on ONNX Runtime"):
+            diffs = [onnx_tools.check_parity(rt.TEXT_GRAPH, text_path, f, r, TOLERANCES)
+                     for f, r in zip(text_feeds, text_refs)]
+            parity[rt.TEXT_GRAPH] = {"text_features": max(d["text_features"] for d in diffs)}
+            parity[rt.GROUNDING_GRAPH] = onnx_tools.check_parity(rt.GROUNDING_GRAPH, ground_path, ground_feeds,
+                                                                 ground_ref, TOLERANCES)
+        for path, declared in ((text_path, (TEXT_INPUTS, TEXT_OUTPUTS)), (ground_path, (inputs, GROUNDING_OUTPUTS))):
+            modelset.check_signature(modelset.GraphSpec(path.stem, path, *declared), onnx_tools.signature(path))
+        tokenizer.save(str(tmp / modelset.TOKENIZER))
+    with progress.step("writing manifest.json"):
+        meta = {
+            "random_weights": bool(weights["random"]), "weights": weights, "image_size": image_size,
+            "max_tokens": max_tokens, "text_layers": model.config.text_layers, "num_queries": NUM_QUERIES,
+            "vocab_size": text.VOCAB_SIZE, "special_tokens": SPECIAL_TOKENS, "caption_rule": rt.CAPTION_RULE,
+            "letterbox": {"interpolation": "cv2.INTER_AREA", "pad_color": list(rt.PAD_COLOR),
+                          "pixel_mean": list(rt.PIXEL_MEAN), "pixel_std": list(rt.PIXEL_STD)},
+            "opset": onnx_tools.OPSET, "parity_max_abs_diff": parity, "parity_tolerances": TOLERANCES,
+            "exporter": "torch.onnx (TorchScript)", "simplified": simplify,
+            "versions": onnx_tools.versions("tokenizers"), "command": onnx_tools.command_line(),
+        }
+        return modelset.update(out, rt.COMPONENT, meta, files={"tokenizer": modelset.TOKENIZER}, graphs={
+            rt.TEXT_GRAPH: (TEXT_INPUTS, TEXT_OUTPUTS), rt.GROUNDING_GRAPH: (inputs, GROUNDING_OUTPUTS)})

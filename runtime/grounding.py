@@ -1,0 +1,330 @@
+"""LQVG at run time: letterbox, tokenisation, the text and grounding graphs, the box in original pixels.
+
+The preprocessing is the official one (``util/transforms.py:letterbox`` and
+``datasets/rsvg_mm.py``), reproduced to the byte:
+
+* the long side is scaled to the model set's square ``S`` (small images are
+  upscaled) with ``cv2.INTER_AREA``; sizes use Python's half-to-even ``round``;
+* the float half-paddings ``dw, dh`` are split as ``round(d - 0.1)`` before
+  and ``round(d + 0.1)`` after, in the colour (123.7, 116.3, 103.5), which
+  uint8 stores as (124, 116, 104); the border counts as image content;
+* ``/255`` then ImageNet mean/std, float32, NCHW.
+
+The phrase is lower-cased with whitespace collapsed (LQVG's caption rule) and
+tokenised with the model set's ``tokenizer.json`` (RoBERTa: ``<s>`` ...
+``</s>``). Phrases longer than the model set's ``max_tokens`` keep their first
+``max_tokens - 1`` tokens and ``</s>``, with a warning in the result. Text
+features are cached per caption (LRU), so a repeated phrase runs the text
+graph once. The best of the 10 queries (highest logit, no threshold) gives the
+box: cx, cy, w, h of the square, back to original pixels as the official code
+does it, ``(x - dw) / ratio`` with the float ``dw``, not clipped.
+"""
+import time
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from . import modelset as modelsets
+from .errors import ImageError, ModelFileError, ParameterError, TextError
+from .image import to_rgb8
+
+COMPONENT = "lqvg"
+TEXT_GRAPH, GROUNDING_GRAPH = modelsets.COMPONENTS[COMPONENT]
+PAD_COLOR = (123.7, 116.3, 103.5)
+PIXEL_MEAN = (0.485, 0.456, 0.406)
+PIXEL_STD = (0.229, 0.224, 0.225)
+CAPTION_RULE = "' '.join(phrase.lower().split())"
+EOS_ID = 2
+
+
+def caption(phrase):
+    """LQVG's caption rule: lower case, whitespace runs collapsed to one space, no edge spaces."""
+    if not isinstance(phrase, str):
+        raise TextError(f"the phrase must be a string, got {type(phrase).__name__}")
+    text = " ".join(phrase.lower().split())
+    if not text:
+        raise TextError("the phrase is empty (or only whitespace): say what to look for")
+    return text
+
+
+def truncate(ids, max_tokens):
+    """RoBERTa ids cut to ``max_tokens``: the first ``max_tokens - 1`` and ``</s>``."""
+    return list(ids) if len(ids) <= max_tokens else list(ids[:max_tokens - 1]) + [EOS_ID]
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """The official letterbox of an ``height x width`` image into a ``size`` square, and its inverse."""
+
+    size: int
+    height: int
+    width: int
+    ratio: float
+    new_width: int
+    new_height: int
+    dw: float
+    dh: float
+    top: int
+    bottom: int
+    left: int
+    right: int
+
+    @classmethod
+    def fit(cls, height, width, size):
+        ratio = float(size) / max(height, width)
+        new_w, new_h = round(width * ratio), round(height * ratio)
+        if new_w < 1 or new_h < 1:
+            raise ImageError(f"a {width} x {height} image is too elongated to letterbox into {size} x {size} "
+                             f"(one side would shrink to 0 pixels)")
+        dw, dh = (size - new_w) / 2, (size - new_h) / 2
+        return cls(size, height, width, ratio, new_w, new_h, dw, dh,
+                   round(dh - 0.1), round(dh + 0.1), round(dw - 0.1), round(dw + 0.1))
+
+    def apply(self, rgb):
+        """Resize and pad an H x W x 3 uint8 image: ``size x size x 3`` uint8."""
+        resized = cv2.resize(rgb, (self.new_width, self.new_height), interpolation=cv2.INTER_AREA)
+        return cv2.copyMakeBorder(resized, self.top, self.bottom, self.left, self.right,
+                                  cv2.BORDER_CONSTANT, value=PAD_COLOR)
+
+    def to_original(self, xyxy):
+        """Letterboxed-pixel ``x1, y1, x2, y2`` -> original-image pixels (float dw/dh, as officially)."""
+        x1, y1, x2, y2 = (float(v) for v in xyxy)
+        return ((x1 - self.dw) / self.ratio, (y1 - self.dh) / self.ratio,
+                (x2 - self.dw) / self.ratio, (y2 - self.dh) / self.ratio)
+
+
+@dataclass(frozen=True, eq=False)
+class LetterboxedImage:
+    """One image ready for the grounding graph: ``pixels`` (S x S x 3 uint8), ``tensor`` [1, 3, S, S] float32."""
+
+    pixels: np.ndarray
+    tensor: np.ndarray
+    letterbox: Letterbox
+
+
+def letterbox_image(image, size):
+    """Letterbox and normalise an image (any input :func:`~pslg.runtime.image.to_rgb8` accepts)."""
+    rgb = to_rgb8(image)
+    box = Letterbox.fit(rgb.shape[0], rgb.shape[1], size)
+    pixels = box.apply(rgb)
+    mean, std = np.array(PIXEL_MEAN, np.float32), np.array(PIXEL_STD, np.float32)
+    x = (pixels.astype(np.float32) / np.float32(255) - mean) / std  # float32 throughout, as ToTensor + Normalize
+    return LetterboxedImage(pixels, np.ascontiguousarray(x.transpose(2, 0, 1)[None]), box)
+
+
+@dataclass(frozen=True, eq=False)
+class TextFeatures:
+    """The text graph's output for one token sequence (``caption`` is None for pre-tokenised ids)."""
+
+    caption: object
+    input_ids: np.ndarray
+    attention_mask: np.ndarray
+    features: np.ndarray
+    truncated: bool
+    warnings: tuple
+    timings_ms: dict
+
+
+@dataclass(eq=False)
+class GroundingResult:
+    """The box for a phrase with every query's raw outputs.
+
+    ``box``: x1, y1, x2, y2 of the best query in original-image pixels (not
+    clipped); ``score``: sigmoid of its logit; ``logits`` [10] and
+    ``boxes_cxcywh`` [10, 4] (normalised to the letterboxed square): all
+    queries, as the grounding graph gave them; ``tokens``: the ids fed to
+    RoBERTa; ``timings_ms``: letterbox (when done here), tokenise, text
+    (0 when cached) and grounding.
+    """
+
+    box: tuple
+    score: float
+    query: int
+    logits: np.ndarray
+    boxes_cxcywh: np.ndarray
+    phrase: object
+    caption: object
+    tokens: list
+    truncated: bool
+    text_cached: bool
+    warnings: list = field(default_factory=list)
+    timings_ms: dict = field(default_factory=dict)
+
+    def to_json(self):
+        return {"box": [float(v) for v in self.box], "score": float(self.score), "query": int(self.query),
+                "logits": self.logits.tolist(), "boxes_cxcywh": self.boxes_cxcywh.tolist(),
+                "phrase": self.phrase, "caption": self.caption, "tokens": list(self.tokens),
+                "truncated": self.truncated, "text_cached": self.text_cached, "warnings": list(self.warnings),
+                "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()}}
+
+
+def cxcywh_to_xyxy(box, size):
+    """A normalised cx, cy, w, h box of the square -> x1, y1, x2, y2 in its pixels."""
+    cx, cy, w, h = (float(v) for v in box)
+    return np.array([cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h]) * size
+
+
+def _ms(t0):
+    return (time.perf_counter() - t0) * 1e3
+
+
+class Grounder:
+    """LQVG on a model set: ``locate(image, phrase)`` -> :class:`GroundingResult`.
+
+    ``cache_size`` text features are kept (least recently used dropped; 0
+    disables the cache); ``text_runs`` counts the text graph's runs.
+    ``max_tokens`` is the export's, or the smaller token profile of a
+    TensorRT engine that runs a graph.
+    ``runner_options`` go to the backend (e.g. ``threads`` for ONNX Runtime).
+    """
+
+    def __init__(self, models, backend="auto", device="auto", cache_size=32, **runner_options):
+        self.models = models if isinstance(models, modelsets.ModelSet) else modelsets.open(models)
+        meta = self.models.component(COMPONENT)
+        self.image_size, self.max_tokens = int(meta["image_size"]), int(meta["max_tokens"])
+        self.vocab_size = int(meta["vocab_size"])
+        if cache_size < 0:
+            raise ParameterError(f"cache_size must be >= 0, got {cache_size}")
+        self.cache_size, self.text_runs = cache_size, 0
+        self._cache = OrderedDict()
+        self._tokenizer = self._load_tokenizer()
+        self._text = self.models.open_runner(TEXT_GRAPH, backend, device, **runner_options)
+        try:
+            self._grounding = self.models.open_runner(GROUNDING_GRAPH, backend, device, **runner_options)
+        except Exception:
+            self._text.close()
+            raise
+        self.max_tokens = self._token_limit()
+
+    def _token_limit(self):
+        """The export's ``max_tokens``, or a TensorRT engine's smaller token profile."""
+        limit = self.max_tokens
+        for graph, runner in ((TEXT_GRAPH, self._text), (GROUNDING_GRAPH, self._grounding)):
+            engine = self.models.engine(graph) if runner.backend == "tensorrt" else None
+            if engine:
+                limit = min(limit, int(engine["profile"]["attention_mask"]["max"][1]))
+        return limit
+
+    def _load_tokenizer(self):
+        from tokenizers import Tokenizer
+        path = self.models.file("tokenizer")
+        try:
+            return Tokenizer.from_file(str(path))
+        except Exception as e:  # tokenizers raises plain Exceptions for malformed files
+            raise ModelFileError(f"{path} is not a tokenizers file: {e}") from None
+
+    def prepare_image(self, image):
+        """Letterbox + normalise once per image; reuse the result for several phrases."""
+        return letterbox_image(image, self.image_size)
+
+    def tokenize(self, phrase):
+        """Caption, token ids (truncated to ``max_tokens``, keeping ``</s>``) and the warnings it raised."""
+        text = caption(phrase)
+        full = self._tokenizer.encode(text).ids
+        ids = truncate(full, self.max_tokens)
+        if len(ids) == len(full):
+            return text, ids, ()
+        note = (f"the phrase has {len(full)} tokens and this model set takes {self.max_tokens}: "
+                f"it was truncated to '{self._tokenizer.decode(ids[1:-1])}'")
+        warnings.warn(note, stacklevel=3)
+        return text, ids, (note,)
+
+    def text_features(self, phrase):
+        """Tokenise and run the text graph, or take the cached features of the same caption."""
+        return self._text_features(phrase)[0]
+
+    def _text_features(self, phrase):
+        """``(features, cached)``."""
+        text = caption(phrase)
+        hit = self._cache.get(text)
+        if hit is not None:
+            self._cache.move_to_end(text)
+            return hit, True
+        t0 = time.perf_counter()
+        text, ids, notes = self.tokenize(text)
+        tokenise_ms = _ms(t0)
+        ids = np.array([ids], np.int64)
+        features = self._run_text(ids, np.ones_like(ids), text, notes, tokenise_ms)
+        if self.cache_size:
+            self._cache[text] = features
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return features, False
+
+    def encode_tokens(self, input_ids, attention_mask=None):
+        """Text features of pre-tokenised RoBERTa ids ([L] or [1, L]; mask 1 = token, default all ones); not cached."""
+        ids = np.asarray(input_ids)
+        ids = ids[None] if ids.ndim == 1 else ids
+        if ids.ndim != 2 or ids.shape[0] != 1 or not np.issubdtype(ids.dtype, np.integer):
+            raise TextError(f"input_ids must be integers of shape [L] or [1, L], got {ids.dtype}{list(ids.shape)}")
+        if not 1 <= ids.shape[1] <= self.max_tokens:
+            raise TextError(f"{ids.shape[1]} token ids given; this model set takes 1 to {self.max_tokens} "
+                            f"(truncate them, or export with a larger --max-tokens)")
+        if ids.min() < 0 or ids.max() >= self.vocab_size:
+            raise TextError(f"token ids must lie in [0, {self.vocab_size}), got {ids.min()}..{ids.max()}")
+        mask = np.ones_like(ids) if attention_mask is None else np.asarray(attention_mask)
+        mask = mask[None] if mask.ndim == 1 else mask
+        if mask.shape != ids.shape or not np.isin(mask, (0, 1)).all() or not mask.any():
+            raise TextError(f"attention_mask must be 0/1 of the ids' shape {list(ids.shape)} with at least one 1")
+        return self._run_text(ids.astype(np.int64), mask.astype(np.int64), None, ())
+
+    def _run_text(self, ids, mask, text, notes, tokenise_ms=0.0):
+        t0 = time.perf_counter()
+        out = self._text.run({"input_ids": ids, "attention_mask": mask})
+        self.text_runs += 1
+        return TextFeatures(text, ids, mask, out["text_features"].copy(), bool(notes), notes,
+                            {"tokenise": tokenise_ms, "text": _ms(t0)})
+
+    def ground(self, image, text):
+        """Run the grounding graph on an image (array or :class:`LetterboxedImage`) and :class:`TextFeatures`."""
+        return self._ground(image, text, None, False)
+
+    def _ground(self, image, text, phrase, text_cached):
+        timings = {}
+        if not isinstance(image, LetterboxedImage):
+            t0 = time.perf_counter()
+            image = self.prepare_image(image)
+            timings["letterbox"] = _ms(t0)
+        if image.tensor.shape != (1, 3, self.image_size, self.image_size):
+            raise ImageError(f"the image was prepared for {image.letterbox.size} px; this model set "
+                             f"takes {self.image_size} px: prepare it with this Grounder")
+        timings.update({k: 0.0 for k in text.timings_ms} if text_cached else text.timings_ms)
+        t0 = time.perf_counter()
+        out = self._grounding.run({"image": image.tensor, "text_features": text.features,
+                                   "attention_mask": text.attention_mask})
+        logits, boxes = out["pred_logits"][0].copy(), out["pred_boxes"][0].copy()
+        timings["grounding"] = _ms(t0)
+        query = int(np.argmax(logits))
+        box = image.letterbox.to_original(cxcywh_to_xyxy(boxes[query], self.image_size))
+        return GroundingResult(
+            box=box, score=float(1 / (1 + np.exp(-float(logits[query])))), query=query, logits=logits,
+            boxes_cxcywh=boxes, phrase=phrase, caption=text.caption, tokens=text.input_ids[0].tolist(),
+            truncated=text.truncated, text_cached=text_cached,
+            warnings=list(self.models.warnings) + list(text.warnings), timings_ms=timings)
+
+    def locate(self, image, phrase):
+        """The box of ``phrase`` in ``image`` (H x W x 3 uint8 RGB, or a prepared image)."""
+        text, cached = self._text_features(phrase)
+        return self._ground(image, text, phrase, cached)
+
+    def locate_tokens(self, image, input_ids, attention_mask=None):
+        """:meth:`locate` for pre-tokenised ids (your own tokenizer, parity checks)."""
+        return self.ground(image, self.encode_tokens(input_ids, attention_mask))
+
+    def clear_cache(self):
+        """Forget every cached text feature (``text_runs`` keeps counting)."""
+        self._cache.clear()
+
+    def close(self):
+        self._text.close()
+        self._grounding.close()
+        self.clear_cache()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,64 @@
+"""The tokenizer folder: both layouts give RoBERTa's ids; anything else is refused by name."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "lqvg"))
+import lqvg_support as support  # noqa: E402
+
+from pslg.export.lqvg.tokenizer import load_tokenizer  # noqa: E402
+from pslg.runtime.errors import TokenizerError  # noqa: E402
+from pslg.runtime.grounding import caption  # noqa: E402
+
+PHRASES = ["The large white storage tank at the bottom left", "two ships docked, near the bridge!",
+           "  an  AIRPLANE\tin the middle  "]
+
+
+def test_both_layouts_give_the_same_ids_as_transformers(tmp_path):
+    as_json = load_tokenizer(support.make_tokenizer(tmp_path / "json"))
+    as_files = load_tokenizer(support.make_tokenizer(tmp_path / "files", layout="vocab+merges"))
+    assert not (tmp_path / "files" / "tokenizer.json").exists()
+    transformers = pytest.importorskip("transformers")
+    reference = transformers.RobertaTokenizerFast.from_pretrained(str(tmp_path / "files"))
+    for phrase in PHRASES:
+        text = caption(phrase)
+        want = reference(text)["input_ids"]
+        assert want[0] == 0 and want[-1] == 2
+        assert as_files.encode(text).ids == want
+        assert as_json.encode(text).ids == want
+
+
+def _bert_like(folder):
+    from tokenizers import Tokenizer, models
+    folder.mkdir()
+    tok = Tokenizer(models.WordLevel({"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "a": 4}, unk_token="[UNK]"))
+    tok.save(str(folder / "tokenizer.json"))
+    return folder
+
+
+def _without_post_processor(folder):
+    support.make_tokenizer(folder)
+    data = json.loads((folder / "tokenizer.json").read_text())
+    data["post_processor"] = None
+    (folder / "tokenizer.json").write_text(json.dumps(data))
+    return folder
+
+
+def _malformed(folder):
+    folder.mkdir()
+    (folder / "tokenizer.json").write_text("{not json")
+    return folder
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: d / "absent", "does not exist"),
+    (lambda d: d, "holds neither tokenizer.json nor vocab.json"),
+    (lambda d: _bert_like(d / "bert"), "is not roberta-base's tokenizer"),
+    (lambda d: _without_post_processor(d / "raw"), "does not wrap a phrase in <s> ... </s>"),
+    (lambda d: _malformed(d / "bad"), "is not a tokenizers file"),
+])
+def test_bad_tokenizer_folders_are_refused(tmp_path, make, message):
+    with pytest.raises(TokenizerError, match=message.replace(".", r"\.")):
+        load_tokenizer(make(tmp_path))
