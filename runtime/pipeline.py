@@ -9,9 +9,10 @@ Modes (the paper's ablations): ``box`` (SAM on the box), ``box+point`` (plus
 the CFPG point), ``full`` (plus MBO refinement), and ``classical`` (CFPG point
 and MBO from the box alone, no SAM: what runs without a SAM checkpoint).
 
-Thread-safety: every public method holds the pipeline's lock, so threads may
-share one pipeline; their calls run one at a time and never mix images or
-buffers. For parallel throughput, open one pipeline per thread.
+Thread-safety: every public method holds the pipeline's (re-entrant) lock, so
+threads may share one pipeline: calls run one at a time and never mix buffers.
+A thread that sets an image and then queries it holds ``exclusive()`` across
+both calls. For parallel throughput, open one pipeline per thread.
 """
 import threading
 import time
@@ -214,6 +215,13 @@ class Pipeline:
                 or not out.flags.c_contiguous:
             raise ParameterError(f"out must be a C-contiguous bool or uint8 array of shape {shape[:2]}")
         return out.view(bool)
+
+    def exclusive(self):
+        """Hold the pipeline across several calls: ``with p.exclusive(): p.set_image(a); p.segment(...)``.
+
+        Needed when threads share a pipeline and each must query the image it set.
+        """
+        return self._lock
 
     def clear_text_cache(self):
         """Forget cached phrase features (benchmarks use it to time the text encoder every run)."""
