@@ -24,19 +24,24 @@ comma := ,
 
 venv: $(VENV)/.installed-export+dev
 
-# The main job on the shipped default. Without checkpoints the model set is
-# exported from seeded random weights (labelled so in its manifest and in every
-# output); give SAM_CHECKPOINT=... (and SAM_MODEL_TYPE=vit_l|vit_h) for real ones.
+# The main job on the shipped default: export the demo model set (SAM ViT-B and
+# LQVG), compile the kernels, run the full chain and the classical mode on the
+# shipped image. Without checkpoints the set is exported from seeded random
+# weights (labelled so in its manifest and in every output); pass
+# SAM_CHECKPOINT=... [SAM_MODEL_TYPE=vit_l|vit_h] LQVG_CHECKPOINT=... TOKENIZER=DIR for real ones.
 PSLG := $(VENV)/bin/pslg
-DEMO_BOX ?= 1238,756,1347,806
+DEMO_TEXT ?= the white boat at the end of the pier
 
-$(DEMO_MODELS)/manifest.json: | $(VENV)/.installed-export
+$(DEMO_MODELS)/.complete: | $(VENV)/.installed-export
 	$(PSLG) export sam --out $(DEMO_MODELS) \
 		$(if $(SAM_CHECKPOINT),--checkpoint $(SAM_CHECKPOINT) --model-type $(or $(SAM_MODEL_TYPE),vit_b),--random-weights --model-type vit_b --seed 0)
+	$(PSLG) export lqvg --out $(DEMO_MODELS) \
+		$(if $(LQVG_CHECKPOINT),--checkpoint $(LQVG_CHECKPOINT) --tokenizer $(TOKENIZER),--random-weights --seed 0)
+	touch $@
 
-demo: $(VENV)/.installed-export $(DEMO_MODELS)/manifest.json
-	$(PSLG) segment $(DEMO_IMAGE) --models $(DEMO_MODELS) --box $(DEMO_BOX) --out $(DEMO_OUT)
-	@echo "overlay written to $(DEMO_OUT)/overlay.png"
+demo: $(VENV)/.installed-export $(DEMO_MODELS)/.complete
+	$(PSLG) warmup
+	$(PSLG) run $(DEMO_IMAGE) --models $(DEMO_MODELS) --text "$(DEMO_TEXT)" --mode full --mode classical --out $(DEMO_OUT)
 
 test: $(VENV)/.installed-export+dev
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -6,7 +6,6 @@
   optional mask input; outputs the low-resolution logits of all four mask
   tokens and their IoU scores. No upscaling in the graph: the runtime does it.
 """
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from pslg.runtime.errors import CheckpointError, ParameterError
 from pslg.runtime.modelset import TensorSpec
 
 from . import onnx as onnx_tools
+from .weights import file_record, load_strict
 
 #: ViT configurations: embed dim, depth, heads, global-attention blocks. ``vit_t``
 #: is a small configuration of the same classes, for tests; no official weights exist for it.
@@ -54,14 +54,6 @@ def build(model_type):
     return _build_sam(dim, depth, heads, list(global_attn), checkpoint=None).eval()
 
 
-def file_record(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return {"file": Path(path).name, "sha256": h.hexdigest()}
-
-
 def read_state_dict(path, what="checkpoint"):
     """A tensor state dict from a ``.pth`` file, loaded with ``weights_only=True``.
 
@@ -96,19 +88,6 @@ def detect_model_type(state):
     raise CheckpointError(f"SAM checkpoint with embed dim {pos.shape[-1]} and {depth} blocks matches no known model type")
 
 
-def _load_strict(module, state, what):
-    missing, unexpected = [], []
-    own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in own.items()
-              if k in state and state[k].shape != v.shape]
-    if missing or unexpected or shapes:
-        raise CheckpointError(f"{what} does not fit: missing {missing[:5]}, unexpected {unexpected[:5]}, "
-                              f"mis-shaped {shapes[:5]}")
-    module.load_state_dict(state, strict=True)
-
-
 def load_sam(model_type, checkpoint=None, decoder_checkpoint=None, random_weights=False, seed=0):
     """Build SAM and fill it; returns ``(sam, weights_record)`` for the manifest.
 
@@ -129,12 +108,12 @@ def load_sam(model_type, checkpoint=None, decoder_checkpoint=None, random_weight
         raise CheckpointError(f"{Path(checkpoint).name} is a {found} checkpoint, not {model_type}: "
                               f"pass --model-type {found}")
     sam = build(model_type)
-    _load_strict(sam, state, f"checkpoint {Path(checkpoint).name}")
+    load_strict(sam, state, f"checkpoint {Path(checkpoint).name}", "SAM")
     record = {"random": False, "checkpoint": file_record(checkpoint)}
     if decoder_checkpoint is not None:
         dec = read_state_dict(decoder_checkpoint, "decoder checkpoint")
         dec = {k[len("mask_decoder."):] if k.startswith("mask_decoder.") else k: v for k, v in dec.items()}
-        _load_strict(sam.mask_decoder, dec, f"decoder checkpoint {Path(decoder_checkpoint).name}")
+        load_strict(sam.mask_decoder, dec, f"decoder checkpoint {Path(decoder_checkpoint).name}", "SAM's mask decoder")
         record["decoder_checkpoint"] = file_record(decoder_checkpoint)
     return sam, record
 

@@ -21,6 +21,8 @@ import torch
 
 from pslg.runtime.errors import CheckpointError
 
+from ..weights import load_strict
+
 IGNORED_KEYS = ("text_encoder.embeddings.position_ids",)
 IGNORED_SUFFIXES = ("total_ops", "total_params")
 ALIAS_PREFIXES = ("bbox_embed.", "transformer.decoder.bbox_embed.")
@@ -77,14 +79,4 @@ def load_checkpoint_state(model, state, what="checkpoint"):
     check_lqvg(state, what)
     state = {k: v for k, v in state.items() if k not in IGNORED_KEYS and not k.endswith(IGNORED_SUFFIXES)}
     _resolve_aliases(state)
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {list(state[k].shape)} (expected {list(v.shape)})" for k, v in own.items()
-              if k in state and state[k].shape != v.shape]
-    if missing or unexpected or shapes:
-        parts = [f"{name} ({len(keys)}): {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
-                 for name, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shapes)) if keys]
-        raise CheckpointError(f"{what} does not fit LQVG: " + "; ".join(parts))
-    model.load_state_dict(state, strict=True)
-    return model
+    return load_strict(model, state, what, "LQVG")

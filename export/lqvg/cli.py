@@ -12,8 +12,9 @@ def add_arguments(parser):
     weights.add_argument("--random-weights", action="store_true",
                          help="seeded random weights, for tests and latency only (the manifest says so)")
     parser.add_argument("--seed", type=int, default=0, help="seed of --random-weights (default 0)")
-    parser.add_argument("--tokenizer", type=Path, required=True, metavar="DIR",
-                        help="folder with roberta-base's tokenizer.json, or its vocab.json + merges.txt")
+    parser.add_argument("--tokenizer", type=Path, metavar="DIR",
+                        help="folder with roberta-base's tokenizer.json, or its vocab.json + merges.txt "
+                             "(needed with --checkpoint; without it, --random-weights uses a stand-in tokenizer)")
     parser.add_argument("--image-size", type=int, default=IMAGE_SIZES[0], metavar="N",
                         help=f"letterbox square the checkpoint was trained at: {' or '.join(map(str, IMAGE_SIZES))} "
                              f"(default {IMAGE_SIZES[0]})")

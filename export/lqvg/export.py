@@ -16,14 +16,15 @@ from torch import nn
 
 from pslg.runtime import grounding as rt
 from pslg.runtime import modelset
-from pslg.runtime.errors import ParameterError
+from pslg.runtime.errors import TokenizerError, ParameterError
 from pslg.runtime.modelset import TensorSpec
 
 from .. import onnx as onnx_tools
 from . import text
 from .checkpoint import load_checkpoint_state, read_checkpoint
 from .model import LQVG, NUM_QUERIES, Config
-from .tokenizer import SPECIAL_TOKENS, load_tokenizer
+from ..weights import file_record
+from .tokenizer import SPECIAL_TOKENS, load_tokenizer, standin_tokenizer
 from .transformer import D_MODEL
 
 #: Letterbox squares of the released checkpoints: 800 (DIOR-RSVG), 1024 (RSVG-HR).
@@ -92,8 +93,7 @@ def build_lqvg(image_size=800, checkpoint=None, random_weights=False, seed=0, te
         return LQVG(Config(image_size, text_layers)).eval(), {"random": True, "seed": seed}
     state = read_checkpoint(checkpoint)
     model = load_checkpoint_state(LQVG(Config(image_size, text_layers)), state, f"checkpoint {checkpoint}")
-    record = {"file": Path(checkpoint).name, "sha256": modelset.sha256(checkpoint)}
-    return model.eval(), {"random": False, "checkpoint": record}
+    return model.eval(), {"random": False, "checkpoint": file_record(checkpoint)}
 
 
 def example_inputs(tokenizer, image_size, max_tokens):
@@ -112,16 +112,24 @@ def _tensors(feeds, specs):
 
 def export_lqvg(out, tokenizer, checkpoint=None, random_weights=False, seed=0, image_size=800,
                 max_tokens=DEFAULT_MAX_TOKENS, text_layers=text.LAYERS, simplify=True):
-    """Export LQVG's two graphs and the tokenizer into the model set ``out``; checked before they land."""
+    """Export LQVG's two graphs and the tokenizer into the model set ``out``; checked before they land.
+
+    ``tokenizer`` is the folder of roberta-base's files; ``None`` is allowed
+    with random weights only, and then a stand-in byte-level tokenizer is used.
+    """
     check_options(image_size, max_tokens, text_layers, random_weights)
+    if tokenizer is None and not random_weights:
+        raise TokenizerError("--tokenizer DIR (roberta-base's tokenizer files) is needed with a checkpoint")
     progress = onnx_tools.Progress(6)
     with progress.step("reading the tokenizer and the weights"):
-        tok = load_tokenizer(tokenizer)
+        tok = load_tokenizer(tokenizer) if tokenizer is not None else standin_tokenizer()
         model, weights = build_lqvg(image_size, checkpoint, random_weights, seed, text_layers)
-    return write_modelset(out, model, tok, weights, max_tokens, simplify, progress)
+    source = "roberta-base files" if tokenizer is not None else "stand-in byte-level tokenizer (random weights)"
+    return write_modelset(out, model, tok, weights, max_tokens, simplify, progress, tokenizer_source=source)
 
 
-def write_modelset(out, model, tokenizer, weights, max_tokens=DEFAULT_MAX_TOKENS, simplify=True, progress=None):
+def write_modelset(out, model, tokenizer, weights, max_tokens=DEFAULT_MAX_TOKENS, simplify=True, progress=None,
+                   tokenizer_source="roberta-base files"):
     """Export a built :class:`LQVG` (weights described by ``weights``) with its checked ``tokenizer``."""
     progress = progress or onnx_tools.Progress(5)
     image_size = model.config.image_size
@@ -159,6 +167,7 @@ def write_modelset(out, model, tokenizer, weights, max_tokens=DEFAULT_MAX_TOKENS
             "random_weights": bool(weights["random"]), "weights": weights, "image_size": image_size,
             "max_tokens": max_tokens, "text_layers": model.config.text_layers, "num_queries": NUM_QUERIES,
             "vocab_size": text.VOCAB_SIZE, "special_tokens": SPECIAL_TOKENS, "caption_rule": rt.CAPTION_RULE,
+            "tokenizer": tokenizer_source,
             "letterbox": {"interpolation": "cv2.INTER_AREA", "pad_color": list(rt.PAD_COLOR),
                           "pixel_mean": list(rt.PIXEL_MEAN), "pixel_std": list(rt.PIXEL_STD)},
             "opset": onnx_tools.OPSET, "parity_max_abs_diff": parity, "parity_tolerances": TOLERANCES,

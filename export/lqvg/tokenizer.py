@@ -22,10 +22,28 @@ MASK_TOKEN = "<mask>"
 
 def _from_vocab_merges(vocab, merges):
     try:
-        tok = Tokenizer(BPE.from_file(str(vocab), str(merges), dropout=None, continuing_subword_prefix="",
-                                      end_of_word_suffix="", fuse_unk=False))
+        bpe = BPE.from_file(str(vocab), str(merges), dropout=None, continuing_subword_prefix="",
+                            end_of_word_suffix="", fuse_unk=False)
     except Exception as e:  # tokenizers raises plain Exceptions for unreadable files
         raise TokenizerError(f"cannot read {vocab.name} + {merges.name} as a BPE vocabulary: {e}") from None
+    return _roberta_shaped(bpe)
+
+
+def standin_tokenizer():
+    """A byte-level tokenizer with RoBERTa's special tokens and no merges, for random-weights model sets.
+
+    It is not roberta-base's vocabulary: it only lets a random-weights set
+    (tests, latency work, the demo without checkpoints) run end to end.
+    """
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {**SPECIAL_TOKENS, **{c: len(SPECIAL_TOKENS) + i for i, c in enumerate(alphabet)}}
+    vocab[MASK_TOKEN] = len(vocab)
+    return _roberta_shaped(BPE(vocab, [], continuing_subword_prefix="", end_of_word_suffix="", fuse_unk=False))
+
+
+def _roberta_shaped(bpe):
+    """Byte-level pre-tokenizer and decoder, RoBERTa's special tokens and ``<s> ... </s>`` post-processor."""
+    tok = Tokenizer(bpe)
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     tok.add_special_tokens([AddedToken(t, special=True) for t in SPECIAL_TOKENS]

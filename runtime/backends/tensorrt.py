@@ -23,24 +23,24 @@ INSTALL_HINT = ("TensorRT is not installed. On Jetson it comes with JetPack (pyt
                 "configured). Then build engines on the target device with 'pslg build --models DIR'.")
 
 
-def import_tensorrt():
-    """The full ``tensorrt`` module, else ``tensorrt_lean`` (runtime only); BackendUnavailable if neither."""
-    for name in ("tensorrt", "tensorrt_lean"):
+def _import_first(names, error):
+    for name in names:
         try:
             return importlib.import_module(name)
         except ImportError:
             continue
-    raise BackendUnavailable(INSTALL_HINT)
+    raise error
+
+
+def import_tensorrt():
+    """The full ``tensorrt`` module, else ``tensorrt_lean`` (runtime only); BackendUnavailable if neither."""
+    return _import_first(("tensorrt", "tensorrt_lean"), BackendUnavailable(INSTALL_HINT))
 
 
 def import_cudart():
     """cuda-python's runtime bindings (new and old module layouts)."""
-    for name in ("cuda.bindings.runtime", "cuda.cudart"):
-        try:
-            return importlib.import_module(name)
-        except ImportError:
-            continue
-    raise BackendUnavailable("the TensorRT backend needs cuda-python: pip install cuda-python")
+    return _import_first(("cuda.bindings.runtime", "cuda.cudart"),
+                         BackendUnavailable("the TensorRT backend needs cuda-python: pip install cuda-python"))
 
 
 # ---------------------------------------------------------------- logic (no TensorRT needed)

@@ -49,8 +49,17 @@ def graph_feeds(models, image, text, reference):
                               "mask_input": np.zeros((len(boxes), 1, 256, 256), np.float32),
                               "has_mask_input": np.zeros(1, np.float32)}
     if models.has("lqvg"):
-        from ..grounding import verification_feeds
-        yield from verification_feeds(models, image, text, reference)
+        from tokenizers import Tokenizer
+
+        from .. import grounding
+        meta = models.component("lqvg")
+        ids = Tokenizer.from_file(str(models.file("tokenizer"))).encode(grounding.caption(text)).ids
+        ids = np.array([grounding.truncate(ids, int(meta["max_tokens"]))], np.int64)
+        mask = np.ones_like(ids)
+        yield "lqvg_text", {"input_ids": ids, "attention_mask": mask}
+        yield "lqvg_grounding", {"image": grounding.letterbox_image(image, int(meta["image_size"])).tensor,
+                                 "text_features": reference("lqvg_text")["text_features"].copy(),
+                                 "attention_mask": mask}
 
 
 def compare(graph, ref, got):

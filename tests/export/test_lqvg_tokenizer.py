@@ -62,3 +62,15 @@ def _malformed(folder):
 def test_bad_tokenizer_folders_are_refused(tmp_path, make, message):
     with pytest.raises(TokenizerError, match=message.replace(".", r"\.")):
         load_tokenizer(make(tmp_path))
+
+
+def test_standin_tokenizer_is_roberta_shaped_and_only_for_random_weights(tmp_path):
+    from pslg.export.lqvg.export import export_lqvg
+    from pslg.export.lqvg.tokenizer import check_roberta, standin_tokenizer
+    tok = standin_tokenizer()
+    check_roberta(tok, "stand-in")
+    ids = tok.encode(caption("The white boat")).ids
+    assert ids[0] == 0 and ids[-1] == 2 and len(ids) == len("the white boat") + 2
+    assert tok.decode(ids[1:-1]) == "the white boat"
+    with pytest.raises(TokenizerError, match="--tokenizer DIR"):
+        export_lqvg(tmp_path, None, checkpoint=tmp_path / "lqvg.pth")

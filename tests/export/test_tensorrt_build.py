@@ -86,12 +86,12 @@ def test_build_without_tensorrt_is_a_named_error(sam_tiny, capsys):
     assert "TensorRT is not installed" in capsys.readouterr().err
 
 
-def test_verify_onnxruntime_against_itself_is_exact(sam_tiny, tmp_path, capsys):
+def test_verify_onnxruntime_against_itself_is_exact(pslg_small, tmp_path, capsys):
     import json
     out = tmp_path / "verify.json"
-    assert main(["verify", "--models", str(sam_tiny[0]), "--backend", "onnxruntime", "--device", "cpu",
+    assert main(["verify", "--models", str(pslg_small), "--backend", "onnxruntime", "--device", "cpu",
                  "--json", str(out)]) == 0
     report = json.loads(out.read_text())["graphs"]
-    assert set(report) >= {"sam_encoder", "sam_decoder"}
+    assert set(report) == {"sam_encoder", "sam_decoder", "lqvg_text", "lqvg_grounding"}
     assert all(s["max_abs_diff"] == 0.0 for g in report.values() for s in g.values())
     assert report["sam_decoder"]["low_res_masks"]["mask_iou_min"] == 1.0
