@@ -131,6 +131,8 @@ class Pipeline:
                 timings["letterbox"] = _ms(t0)
             if self._sam_mask is None or self._sam_mask.shape != rgb.shape[:2]:
                 self._sam_mask = np.empty(rgb.shape[:2], bool)
+                self._logits = np.empty(rgb.shape[:2], np.float32)
+                self._full_logits = np.empty((sam.IMAGE_SIZE, sam.IMAGE_SIZE), np.float32)
             self._image = rgb
             self.image_timings_ms = timings
 
@@ -203,7 +205,7 @@ class Pipeline:
                                             points=None if point is None else point[None, None])
         low_res, scores = self._sam_decoder(self._embedding, coords, labels)
         keep = sam.select_masks(low_res, scores, multimask)[0]
-        logits = sam.upscale_logits(low_res[0, keep], self._transform)
+        logits = sam.upscale_logits(low_res[0, keep], self._transform, self._full_logits, self._logits)
         np.greater(logits, self.sam_meta["mask_threshold"], out=target)
         return float(scores[0, keep])
 
@@ -235,7 +237,8 @@ class Pipeline:
             for runner in self._runners:
                 runner.close()
             self._runners = []
-            self._image = self._embedding = self._letterboxed = self._sam_mask = None
+            self._image = self._embedding = self._letterboxed = None
+            self._sam_mask = self._logits = self._full_logits = None
             self._closed = True
 
     def __enter__(self):

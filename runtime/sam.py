@@ -56,12 +56,16 @@ def preprocess(image, pixel_mean, pixel_std, out=None):
     return out, transform
 
 
-def upscale_logits(low_res, transform):
-    """One 256x256 logit map -> original-size logits, as ``Sam.postprocess_masks``."""
+def upscale_logits(low_res, transform, full=None, out=None):
+    """One 256x256 logit map -> original-size logits, as ``Sam.postprocess_masks``.
+
+    ``full`` (1024 x 1024) and ``out`` (original size) float32 buffers are
+    written into when given, so a caller can reuse them.
+    """
     h, w = transform.input_size
-    full = cv2.resize(low_res, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_LINEAR)
     oh, ow = transform.original_size
-    return cv2.resize(full[:h, :w], (ow, oh), interpolation=cv2.INTER_LINEAR)
+    full = cv2.resize(low_res, (IMAGE_SIZE, IMAGE_SIZE), dst=full, interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(full[:h, :w], (ow, oh), dst=out, interpolation=cv2.INTER_LINEAR)
 
 
 def encode_prompts(transform, boxes=None, points=None, labels=None):
