@@ -48,8 +48,7 @@ def steady_state(args, backend, device, image):
     times = {s: [] for s in STAGES}
     query = query_kwargs(args)
     with Pipeline.open(args.models, backend=backend, device=device, threads=args.threads) as pipeline:
-        backends = sorted({r.backend for r in pipeline._runners if hasattr(r, "backend")} |
-                          ({"onnxruntime"} if pipeline.grounder else set()))
+        backends = pipeline.backends
         for i in range(args.warmup + args.runs):
             pipeline.clear_text_cache()
             t0 = time.perf_counter()
@@ -79,7 +78,7 @@ def cold_start(args, backend, device):
 def render(report):
     lines = []
     for name, r in report["runs"].items():
-        lines.append(f"{name}: {', '.join(r['backends'])} on {r['device']}  "
+        lines.append(f"{name}: {', '.join(sorted(set(r['backends'].values())))} on {r['device']}  "
                      f"(p50/p90/p99 ms over {report['runs_per_backend']} frames)")
         lines.append(f"  {'stage':14s}{'p50':>10s}{'p90':>10s}{'p99':>10s}")
         for s, v in r["stages"].items():
@@ -111,7 +110,8 @@ def run(args):
         r["device"] = device
         if not args.no_cold_start:
             r["cold_start"] = cold_start(args, backend, device)
-        report["runs"][f"{backend}@{device}"] = r
+        name = f"{backend}@{device}"
+        report["runs"][name if name not in report["runs"] else f"{name} (again)"] = r
     if len(targets) == 2:
         (a, ra), (b, rb) = report["runs"].items()
         report.update(baseline=a, compared=b,

@@ -318,6 +318,11 @@ class Grounder:
         """Forget every cached text feature (``text_runs`` keeps counting)."""
         self._cache.clear()
 
+    @property
+    def runners(self):
+        """The text and grounding graphs' runners."""
+        return self._text, self._grounding
+
     def close(self):
         self._text.close()
         self._grounding.close()

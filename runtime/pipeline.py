@@ -51,7 +51,7 @@ class Pipeline:
         self._closed = False
         self._image = self._embedding = self._letterboxed = None
         self._sam_mask = None
-        self.image_timings_ms = {}
+        self.image_timings_ms, self.open_timings_ms = {}, {}
         try:
             self.sam_meta = models.component("sam") if models.has("sam") else None
             if self.sam_meta is not None:
@@ -100,6 +100,13 @@ class Pipeline:
         self._image = self._embedding = self._letterboxed = None
         timings["graphs"] = _ms(t0)
         return timings
+
+    @property
+    def backends(self):
+        """``{graph: backend}`` of every graph this pipeline runs."""
+        runners = [r for r in self._runners if r is not self.grounder]
+        runners += list(self.grounder.runners) if self.grounder is not None else []
+        return {r.spec.name: r.backend for r in runners}
 
     @property
     def warnings(self):
@@ -171,7 +178,9 @@ class Pipeline:
                 warnings += [w for w in grounding.warnings if w not in warnings]
             box = check_box(grounding.box if grounding else box, image.shape, warnings)
             point_xy, point_source, cfpg = None, None, None
-            if point is not None and mode != "box":
+            if point is not None and mode == "box":
+                warnings.append("mode 'box' uses no point: the given point was ignored")
+            elif point is not None:
                 point_xy, point_source = check_point(point, image.shape), "user"
             elif mode != "box":
                 t0 = time.perf_counter()

@@ -26,6 +26,8 @@ def add_arguments(parser):
     parser.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "tensorrt"))
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or trt-ep[:N]")
     parser.add_argument("--seed", type=int, default=0, help="CFPG k-means seed")
+    parser.add_argument("--no-warmup", action="store_true",
+                        help="skip the warm-up run at open (the first query then pays lazy start-up)")
 
 
 def slug(text):
@@ -66,11 +68,12 @@ def run(args):
         from ..errors import ParameterError
         raise ParameterError("give --text PHRASE (or --box x1,y1,x2,y2)")
     out = Path(args.out)
-    with Pipeline.open(args.models, backend=args.backend, device=args.device) as pipeline:
+    with Pipeline.open(args.models, backend=args.backend, device=args.device, warmup=not args.no_warmup) as pipeline:
         pipeline.set_image(image)
         image_timings = dict(pipeline.image_timings_ms)
         report = {"image": str(args.image), "models": str(args.models), "warnings": pipeline.warnings,
-                  "open_timings_ms": pipeline.open_timings_ms, "image_timings_ms": image_timings, "results": []}
+                  "open_timings_ms": pipeline.open_timings_ms, "image_timings_ms": image_timings,
+                  "results": []}
         columns = {}
         single = len(texts) == 1 and len(modes) == 1
         for i, text in enumerate(texts):
