@@ -100,7 +100,24 @@ def _initial_mixtures(pixels, planes, fg, components, seed):
     return mix
 
 
-def grabcut(window, trimap, iterations=5, *, gamma=50.0, tol=0.001, seed=0, components=5, reuse_flow=True):
+class Workspace:
+    """The max-flow graph and n-link buffer of the last window shape, kept between calls.
+
+    A caller that refines many windows of one size (a tracked object, a
+    repeated query) passes the same workspace and stops allocating them.
+    """
+
+    def __init__(self):
+        self.shape, self.graph, self.weights = None, None, None
+
+    def get(self, h, w):
+        if self.shape != (h, w):
+            self.shape, self.graph, self.weights = (h, w), GridMaxflow(h, w, 8), np.empty((8, h, w))
+        return self.graph, self.weights
+
+
+def grabcut(window, trimap, iterations=5, *, gamma=50.0, tol=0.001, seed=0, components=5, reuse_flow=True,
+            workspace=None):
     """GrabCut on an (h, w, 3) uint8 window, updating the OpenCV-coded ``trimap`` in place.
 
     Sure pixels keep their label; probable ones become GC_PR_FGD or GC_PR_BGD.
@@ -108,6 +125,7 @@ def grabcut(window, trimap, iterations=5, *, gamma=50.0, tol=0.001, seed=0, comp
     As lambda = 9 gamma exceeds a pixel's summed n-links (6.83 gamma), the
     max-flow's reduction fixes the sure pixels and searches the probable ones
     only. ``reuse_flow`` warm-starts each max-flow from the previous one.
+    ``workspace``: a :class:`Workspace` whose buffers are reused.
     """
     run = GrabcutRun()
     t = {"init": 0.0, "edges": 0.0, "gmm": 0.0, "maxflow": 0.0}
@@ -131,12 +149,11 @@ def grabcut(window, trimap, iterations=5, *, gamma=50.0, tol=0.001, seed=0, comp
     mix = _initial_mixtures(pixels, planes, fg, components, seed)
     gmm.evaluate(planes, mix, fg.view(np.int8), nll, best)
     tick = _lap(t, "init", tick)
-    weights = np.empty((8, h, w))
+    graph, weights = (workspace or Workspace()).get(h, w)
     run.beta = contrast_weights(window, float(gamma), weights)
     lam = 9.0 * gamma
     source = np.where(tm == GC_FGD, lam, 0.0)
     sink = np.where(tm == GC_BGD, lam, 0.0)
-    graph = GridMaxflow(h, w, 8)
     graph.set_edges(weights)
     tick = _lap(t, "edges", tick)
     for it in range(iterations):
@@ -201,7 +218,7 @@ def _start(image, prior, box, window, point, band, seed_radius, max_pixels):
 
 def refine(image, mask, box, *, point=None, iterations=5, gamma=50.0, band=None, tol=0.001,
            margin_fraction=0.1, min_margin=16, seed_radius=None, seed=0,
-           max_window_pixels=1_000_000, reuse_flow=True, out=None):
+           max_window_pixels=1_000_000, reuse_flow=True, out=None, workspace=None):
     """Refine ``mask`` (H x W, non-zero = foreground, or None) inside ``box`` with GrabCut.
 
     ``mask=None`` is the classical mode: the box is probable foreground, the
@@ -211,7 +228,8 @@ def refine(image, mask, box, *, point=None, iterations=5, gamma=50.0, band=None,
     margin_fraction x side)`` per axis; a window above ``max_window_pixels``
     is worked on downscaled. ``band``: probable band width around the mask
     edge (default ``band_width(box)``). ``out``: a caller-owned (H, W) bool
-    or uint8 array to write the mask into. Returns an ``MboResult``.
+    or uint8 array to write the mask into. ``workspace``: a :class:`Workspace`
+    kept between calls to reuse the max-flow graph. Returns an ``MboResult``.
     """
     timer = time.perf_counter()
     image = to_rgb8(image)
@@ -236,7 +254,8 @@ def refine(image, mask, box, *, point=None, iterations=5, gamma=50.0, band=None,
     crop, trimap, scale = _start(image, None if mask is None else out[y0:y1, x0:x1], box, window, point, band,
                                  seed_radius, max_window_pixels)
     prepare_ms = (time.perf_counter() - timer) * 1e3
-    run = grabcut(crop, trimap, iterations, gamma=gamma, tol=tol, seed=seed, reuse_flow=reuse_flow)
+    run = grabcut(crop, trimap, iterations, gamma=gamma, tol=tol, seed=seed, reuse_flow=reuse_flow,
+                  workspace=workspace)
     timer = time.perf_counter()
     result = MboResult(**vars(run), box=box, window=window, start="box" if mask is None else "mask", scale=scale,
                        warnings=warnings)

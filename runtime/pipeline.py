@@ -26,7 +26,7 @@ from . import sam
 from .cfpg import foreground_point
 from .errors import ClosedError, ComponentMissing, NoImageError, ParameterError
 from .image import to_rgb8
-from .mbo import refine
+from .mbo import Workspace, refine
 from .prompts import check_box, check_point
 from .results import SegmentResult
 
@@ -51,6 +51,7 @@ class Pipeline:
         self._closed = False
         self._image = self._embedding = self._letterboxed = None
         self._sam_mask = None
+        self._mbo_workspace = Workspace()
         self.image_timings_ms, self.open_timings_ms = {}, {}
         try:
             self.sam_meta = models.component("sam") if models.has("sam") else None
@@ -198,7 +199,7 @@ class Pipeline:
             if mode in ("full", "classical"):
                 t0 = time.perf_counter()
                 mbo = refine(image, self._sam_mask if mode == "full" else None, box, point=point_xy, seed=seed,
-                             out=mask)
+                             out=mask, workspace=self._mbo_workspace)
                 timings["mbo"] = _ms(t0)
                 warnings += mbo.warnings
             timings["total"] = _ms(t_start)

@@ -197,3 +197,17 @@ def test_huge_window_is_refined_downscaled():
     result = mbo.refine(image, prior, (0, 0, 4000, 4000), band=40)
     assert result.scale < 1 and any("scale" in w for w in result.warnings)
     assert iou(result.mask, truth > 0) > 0.99
+
+
+def test_a_reused_workspace_gives_the_same_masks(data_dir):
+    """Buffers kept between calls (one window shape, different content) change no result."""
+    from pslg.runtime.image import load_image
+    from pslg.runtime.mbo import Workspace, refine
+    image = load_image(data_dir / "marina.png")
+    workspace = Workspace()
+    for box in ((1238, 756, 1347, 806), (1000, 700, 1109, 750), (300, 700, 409, 750)):
+        shared = refine(image, None, box, point=((box[0] + box[2]) / 2, (box[1] + box[3]) / 2), workspace=workspace)
+        fresh = refine(image, None, box, point=((box[0] + box[2]) / 2, (box[1] + box[3]) / 2))
+        np.testing.assert_array_equal(shared.mask, fresh.mask)
+        assert shared.energy == fresh.energy
+    assert workspace.shape is not None
