@@ -49,6 +49,9 @@ class OrtRunner(Runner):
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
+        # The CPU arena keeps every block it ever grew: SAM ViT-B's encoder went from 3.7 GB peak RSS after
+        # one run to 6.8 GB after two with it, and stayed at 3.7 GB without it, at the same speed.
+        opts.enable_cpu_mem_arena = False
         self.providers = providers or select_providers(device)
         try:
             self.session = ort.InferenceSession(str(spec.path), sess_options=opts, providers=self.providers)
