@@ -8,7 +8,6 @@
   [1, 10, 4] (cx, cy, w, h in [0, 1] of the square) of all queries. Query
   selection and the way back to original pixels are the runtime's.
 """
-from pathlib import Path
 
 import numpy as np
 import torch

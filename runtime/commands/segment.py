@@ -2,12 +2,10 @@
 import json
 from pathlib import Path
 
-import numpy as np
-
-from ..draw import overlay
-from ..image import load_image, save_rgb
+from ..image import load_image
 from ..pipeline import Pipeline
 from ..prompts import parse_numbers
+from .run import write_query
 
 
 def add_arguments(parser):
@@ -21,15 +19,6 @@ def add_arguments(parser):
     parser.add_argument("--multimask", action="store_true", help="keep the best of SAM's three masks")
 
 
-def write_outputs(out, image, result, text=None):
-    """mask.png (0/255), overlay.png, result.json into ``out``."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_rgb(out / "mask.png", result.mask.astype(np.uint8) * 255)
-    save_rgb(out / "overlay.png", overlay(image, result.mask, result.box, result.point, text=text))
-    (out / "result.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
-
-
 def run(args):
     image = load_image(args.image)
     box = parse_numbers(args.box, 4, "box")
@@ -39,6 +28,6 @@ def run(args):
         result = pipeline.segment(box=box, point=point, mode="box+point" if point else "box",
                                   multimask=args.multimask)
         result.timings_ms.update(pipeline.image_timings_ms)
-    write_outputs(args.out, image, result)
+    write_query(Path(args.out), image, result)
     print(json.dumps(result.to_json(), indent=2))
     return 0
