@@ -220,3 +220,17 @@ def test_models_with_an_unknown_mode_is_a_parameter_error(tmp_path, capsys):
     assert main(argv) == ParameterError.code
     assert "unknown mode 'magic'" in capsys.readouterr().err
     assert not (tmp_path / "w").exists()  # refused before anything is written
+
+
+@pytest.mark.slow
+def test_models_end_to_end_with_a_real_model_set(pslg_small, tmp_path, capsys):
+    """`pslg eval --models` on the fixture data with an exported set (random weights: the numbers mean nothing,
+    the run must still score every sample, name its protocol and report the model set's warning)."""
+    root = build_rrsisd(tmp_path / "data")
+    out = tmp_path / "eval.json"
+    assert main(["eval", "--models", str(pslg_small), "--data", str(root), "--split", "test", "--mode", "box",
+                 "--limit", "3", "--work", str(tmp_path / "work"), "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["protocol"] == "native" and result["mode"] == "box" and result["samples"] == 3
+    assert 0.0 <= result["overall"]["mIoU"] <= 1.0
+    assert result["warnings"]
