@@ -1,17 +1,20 @@
 """ONNX export, simplification, signatures and the parity check against PyTorch."""
 import contextlib
 import importlib.metadata
+import os
 import shlex
+import shutil
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import onnx
 import torch
 
 from pslg.runtime.errors import ParityError
-from pslg.runtime.modelset import GraphSpec, TensorSpec
+from pslg.runtime.modelset import GraphSpec, TensorSpec, check_signature
 
 #: Opset 17 keeps LayerNorm one node; GridSample (LQVG) needs >= 16.
 OPSET = 17
@@ -40,6 +43,9 @@ class Progress:
 def export_graph(module, args, path, inputs, outputs, opset=OPSET, simplify=True):
     """Export ``module(*args)`` to ``path`` with the declared TensorSpec signature, simplify and check it.
 
+    The written graph's inputs and outputs are checked against the declared
+    ones (GraphSignatureError), so a manifest never describes another graph.
+
     String dimensions become dynamic axes. The TorchScript-based exporter is
     used: it needs no onnxscript and emits plain opset-17 graphs that
     TensorRT 8.6+ and ONNX Runtime both take.
@@ -58,6 +64,7 @@ def export_graph(module, args, path, inputs, outputs, opset=OPSET, simplify=True
     _declare_outputs(model, outputs)
     onnx.save(model, str(path))
     onnx.checker.check_model(str(path))
+    check_signature(GraphSpec(path.stem, path, tuple(inputs), tuple(outputs)), signature(path))
 
 
 def _declare_outputs(model, outputs):
@@ -131,9 +138,6 @@ def command_line():
 @contextlib.contextmanager
 def staging(out, component):
     """A scratch folder inside ``out``; what the export leaves in it moves into ``out`` only on success."""
-    import os
-    import shutil
-    from pathlib import Path
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / f".staging-{component}"

@@ -32,9 +32,6 @@ from .results import SegmentResult
 
 MODES = ("box", "box+point", "full", "classical")
 SAM_MODES = ("box", "box+point", "full")
-#: the grounder's stage names -> the pipeline's
-_GROUNDING_STAGES = {"tokenise": "tokenise", "text": "text_encoder", "letterbox": "letterbox",
-                     "grounding": "grounding"}
 
 
 def _ms(t0):
@@ -175,7 +172,7 @@ class Pipeline:
             grounding = None
             if box is None:
                 grounding = self._locate(text)
-                timings.update({_GROUNDING_STAGES[k]: v for k, v in grounding.timings_ms.items()})
+                timings.update({"text_encoder" if k == "text" else k: v for k, v in grounding.timings_ms.items()})
                 warnings += [w for w in grounding.warnings if w not in warnings]
             box = check_box(grounding.box if grounding else box, image.shape, warnings)
             point_xy, point_source, cfpg = None, None, None
@@ -214,7 +211,7 @@ class Pipeline:
         coords, labels = sam.encode_prompts(self._transform, boxes=box[None],
                                             points=None if point is None else point[None, None])
         low_res, scores = self._sam_decoder(self._embedding, coords, labels)
-        keep = sam.select_masks(low_res, scores, multimask)[0]
+        keep = sam.select_masks(scores, multimask)[0]
         logits = sam.upscale_logits(low_res[0, keep], self._transform, self._full_logits, self._logits)
         np.greater(logits, self.sam_meta["mask_threshold"], out=target)
         return float(scores[0, keep])

@@ -134,7 +134,7 @@ class SamDecoder:
         return out["low_res_masks"], out["iou_predictions"]
 
 
-def select_masks(low_res, scores, multimask):
+def select_masks(scores, multimask):
     """Index of the mask each prompt keeps: token 0, or the best-scored of tokens 1..3."""
     if not multimask:
         return np.zeros(len(scores), np.intp)

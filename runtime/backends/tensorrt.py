@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import BackendRuntimeError, BackendUnavailable, EngineIncompatible, ModelFileError, ProfileError
-from ..modelset import TensorSpec, sha256
+from ..modelset import TensorSpec
 from .base import Runner
 
 INSTALL_HINT = ("TensorRT is not installed. On Jetson it comes with JetPack (python3-libnvinfer, or the "
@@ -214,16 +214,14 @@ def open_tensorrt_runner(modelset, spec, device="auto", cuda_graph=False, **_opt
         raise EngineIncompatible(f"model set {modelset.path} has no TensorRT engine for {spec.name}: "
                                  f"run 'pslg build --models {modelset.path}' on this device")
     index = int(str(device).partition(":")[2] or 0)
-    check_compatible(spec.name, entry, device_info(trt, cudart, index), sha256(spec.path))
+    # modelset.open verified the graph against its recorded hash: compare that, do not hash the file again
+    recorded = modelset.manifest["graphs"][spec.name]["sha256"]
+    check_compatible(spec.name, entry, device_info(trt, cudart, index), recorded)
     _cuda_set_device(cudart, index)
     return TensorRTRunner(spec, modelset.path / entry["file"], entry["profile"], cuda_graph=cuda_graph)
 
 
 # ---------------------------------------------------------------- thin wrappers around TensorRT and CUDA
-
-_NP_TO_TRT = {"float32": "float32", "float16": "float16", "int64": "int64", "int32": "int32", "bool": "bool",
-              "uint8": "uint8", "int8": "int8"}
-
 
 def _trt_deserialize_cuda_engine(trt, path):
     # Python API > Core > Runtime: IRuntime.deserialize_cuda_engine; developer guide "Version Compatibility":
@@ -249,7 +247,7 @@ def _trt_io_tensors(trt, engine):
         name = engine.get_tensor_name(i)
         dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name))).name
         shape = tuple(d if d >= 0 else "?" for d in engine.get_tensor_shape(name))
-        spec = TensorSpec(name, _NP_TO_TRT.get(dtype, dtype), shape)
+        spec = TensorSpec(name, dtype, shape)
         (inputs if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else outputs).append(spec)
     return inputs, outputs
 
