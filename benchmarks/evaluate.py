@@ -1,4 +1,4 @@
-"""``pslg eval``: RRSIS-D metrics of the pipeline (``--models``) or of a folder of masks (``--predictions``).
+"""RRSIS-D metrics of the pipeline (``--models``) or of a folder of masks from any method (``--predictions``).
 
 Every sentence of the split is one sample. Each finished sample is appended
 as one JSON line to a file in the work folder and flushed at once; running the
@@ -9,14 +9,16 @@ protocol), so different runs can share one work folder.
 import hashlib
 import json
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
+from pslg.runtime.commands.options import add_runner, runner_options
 from pslg.runtime.errors import DatasetError, ImageError, InputError, ParameterError
+from pslg.runtime.files import output_file, write_text
 from pslg.runtime.image import load_image
 
 from . import metrics, rrsisd
@@ -45,34 +47,7 @@ def add_arguments(parser):
     parser.add_argument("--json", help="write the numbers, settings and problems to this JSON file")
     parser.add_argument("--work", default="pslg-eval-work",
                         help="folder for the per-sample results a rerun resumes from (default: ./pslg-eval-work)")
-    parser.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "tensorrt"))
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or trt-ep[:N]")
-
-
-class Progress:
-    """A one-line progress bar on stderr: done/total, samples per second of this run, ETA."""
-
-    def __init__(self, total, done=0, stream=None, every_s=0.5):
-        self.total, self.done, self._start_done = total, done, done
-        self.stream = stream or sys.stderr
-        self.every_s = every_s
-        self._t0 = self._shown = time.perf_counter()
-
-    def advance(self):
-        self.done += 1
-        now = time.perf_counter()
-        if now - self._shown >= self.every_s or self.done == self.total:
-            self._shown = now
-            rate = (self.done - self._start_done) / max(now - self._t0, 1e-9)
-            eta = (self.total - self.done) / rate if rate else 0.0
-            self.stream.write(f"\reval {self.done}/{self.total}  {rate:.1f} samples/s  "
-                              f"ETA {int(eta // 60)}:{int(eta % 60):02d}  ")
-            self.stream.flush()
-
-    def close(self):
-        if self.done > self._start_done:
-            self.stream.write("\n")
-            self.stream.flush()
+    add_runner(parser)
 
 
 class ResultStore:
@@ -149,7 +124,7 @@ def score_samples(samples, predict, protocol, store, progress=None):
         if sample.sent_id not in store.records:
             store.add(_score(sample, predict, protocol))
             if progress is not None:
-                progress.advance()
+                progress.update()
     return [store.records[s.sent_id] for s in samples]
 
 
@@ -260,23 +235,20 @@ def run(args):
         if not Path(args.predictions).is_dir():
             raise ParameterError(f"--predictions folder {args.predictions} does not exist")
         source = {"predictions": str(Path(args.predictions).resolve()), "mode": None}
+    report_path = output_file(args.json) if args.json else None
     samples = rrsisd.load_split(args.data, args.split)[:args.limit]
     run_info = {"data": str(Path(args.data).resolve()), "split": args.split, "protocol": args.protocol, **source}
     scorable = [s for s in samples if s.rles is not None]
-    with ResultStore(args.work, run_info) as store:
-        progress = Progress(len(scorable), done=sum(s.sent_id in store.records for s in scorable))
-        try:
-            if args.models is not None:
-                with Pipeline.open(args.models, backend=args.backend, device=args.device) as pipeline:
-                    records = evaluate_pipeline(scorable, pipeline, mode, args.protocol, store, progress)
-            else:
-                records = evaluate_predictions(scorable, args.predictions, args.protocol, store, progress)
-        finally:
-            progress.close()
+    with ResultStore(args.work, run_info) as store, \
+            tqdm(total=len(scorable), initial=sum(s.sent_id in store.records for s in scorable), desc="eval",
+                 unit="sample", file=sys.stderr) as progress:
+        if args.models is not None:
+            with Pipeline.open(args.models, runner_options(args)) as pipeline:
+                records = evaluate_pipeline(scorable, pipeline, mode, args.protocol, store, progress)
+        else:
+            records = evaluate_predictions(scorable, args.predictions, args.protocol, store, progress)
     result = {**report(samples, records, run_info), "work": str(store.path)}
     print(format_report(result))
-    if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2) + "\n")
+    if report_path:
+        write_text(report_path, json.dumps(result, indent=2) + "\n")
     return 0

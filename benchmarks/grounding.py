@@ -21,23 +21,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pslg import data
 from pslg.export.lqvg.export import build_lqvg
-from pslg.runtime import modelset
+from pslg.runtime import RunnerOptions, modelset
 from pslg.runtime.errors import CheckpointError, ParameterError, PslgError
 from pslg.runtime.grounding import COMPONENT, Grounder
 from pslg.runtime.image import load_image
 
-DEFAULT_IMAGE = Path(__file__).resolve().parents[1] / "data" / "osbs_029.png"
+DEFAULT_IMAGE = data.path("osbs_029.png")
 DEFAULT_TEXT = "the large white storage tank at the bottom left"
 
 
 def pytorch_model(models, checkpoint):
     """Our PyTorch LQVG with the weights the model set was exported from."""
     meta = models.component(COMPONENT)
-    weights = meta["weights"]
+    weights = meta.provenance.weights
     if weights["random"]:
-        model, _ = build_lqvg(meta["image_size"], random_weights=True, seed=weights["seed"],
-                              text_layers=meta["text_layers"])
+        model, _ = build_lqvg(meta.image_size, random_weights=True, seed=weights["seed"],
+                              text_layers=meta.text_layers)
         return model
     if checkpoint is None:
         raise ParameterError(f"{models.path} was exported from {weights['checkpoint']['file']}: "
@@ -45,7 +46,7 @@ def pytorch_model(models, checkpoint):
     if modelset.sha256(checkpoint) != weights["checkpoint"]["sha256"]:
         raise CheckpointError(f"{checkpoint} is not the checkpoint {models.path} was exported from "
                               f"({weights['checkpoint']['file']}, sha256 {weights['checkpoint']['sha256'][:12]}...)")
-    model, _ = build_lqvg(meta["image_size"], checkpoint=checkpoint, text_layers=meta["text_layers"])
+    model, _ = build_lqvg(meta.image_size, checkpoint=checkpoint, text_layers=meta.text_layers)
     return model
 
 
@@ -81,8 +82,8 @@ def benchmark(models_dir, checkpoint=None, image=DEFAULT_IMAGE, text=DEFAULT_TEX
     models = modelset.open(models_dir)
     model = pytorch_model(models, checkpoint)
     report = {"models": str(models.path), "image": str(image), "text": text, "threads": threads, "runs": runs,
-              "image_size": models.component(COMPONENT)["image_size"], "stages": {}}
-    with Grounder(models, device="cpu", cache_size=0, threads=threads) as grounder, torch.no_grad():
+              "image_size": models.component(COMPONENT).image_size, "stages": {}}
+    with Grounder(models, RunnerOptions(device="cpu", threads=threads), cache_size=0) as grounder, torch.no_grad():
         prepared = grounder.prepare_image(load_image(image))
         ids = np.array([grounder.tokenize(text)[1]], np.int64)
         mask = np.ones_like(ids)

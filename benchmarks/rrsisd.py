@@ -12,8 +12,8 @@ unknown category, an annotation that is missing or not RLE) become the
 sample's ``problems``; a sample without usable ground truth is kept with
 ``rles=None`` so the evaluator reports it instead of dropping it.
 
-The masks are decoded here in numpy (:func:`decode_rle`), so the evaluator
-needs no pycocotools.
+The masks are decoded with pycocotools (the ``[eval]`` extra), checked so
+that a corrupt RLE is a :class:`DatasetError`, never a wrong mask.
 """
 import json
 import pickle
@@ -23,13 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from pslg.runtime.errors import DatasetError, ParameterError
+from pslg.runtime.extras import require
 
 REFS = Path("rrsisd") / "refs(unc).p"
 INSTANCES = Path("rrsisd") / "instances.json"
 IMAGES = Path("images") / "rrsisd" / "JPEGImages"
 REF_KEYS = ("image_id", "split", "sentences", "file_name", "category_id", "ann_id")
-#: the largest run-length chunk count accepted (7 x 5 bits: runs up to 2**35 pixels)
-_MAX_CHUNKS = 7
 
 
 @dataclass
@@ -51,40 +50,28 @@ class Sample:
         return np.logical_or.reduce(masks)
 
 
-def _rle_counts(counts):
-    """Run lengths of a COCO compressed-RLE string (5-bit chunks + 48, continuation bit 0x20, delta coding)."""
-    raw = counts.encode("utf-8") if isinstance(counts, str) else bytes(counts)
-    c = np.frombuffer(raw, np.uint8).astype(np.int64) - 48
-    if c.size and (c.min() < 0 or c.max() > 63):
-        raise DatasetError("RLE counts hold characters outside the COCO alphabet")
-    last = (c & 0x20) == 0
-    if c.size and not last[-1]:
-        raise DatasetError("RLE counts end in the middle of a number")
-    ends = np.flatnonzero(last)
-    starts = np.r_[0, ends[:-1] + 1].astype(np.int64)
-    lengths = ends - starts + 1
-    if lengths.size and lengths.max() > _MAX_CHUNKS:
-        raise DatasetError("RLE counts hold a number too large for a mask")
-    position = np.arange(c.size) - np.repeat(starts, lengths)
-    values = np.add.reduceat((c & 0x1F) << (5 * position), starts) if c.size else np.zeros(0, np.int64)
-    negative = (c[ends] & 0x10) != 0
-    values[negative] -= np.left_shift(1, 5 * lengths[negative])
-    values[1::2] = np.cumsum(values[1::2])
-    values[2::2] = np.cumsum(values[2::2])
-    return values
-
-
 def decode_rle(rle):
-    """Decode one COCO RLE dict ``{size: [h, w], counts}`` (compressed string or list of runs) to H x W bool."""
+    """Decode one COCO RLE dict ``{size: [h, w], counts}`` (compressed string/bytes or a list of runs) to H x W bool.
+
+    pycocotools refuses runs that overflow the size but fills an RLE that
+    covers too few pixels with whatever memory held; so the decoded mask is
+    encoded again and must give back the same runs.
+    """
+    coco = require("pycocotools.mask", "eval", "the RRSIS-D evaluator")
     h, w = rle["size"]
     counts = rle["counts"]
-    runs = np.asarray(counts, np.int64) if isinstance(counts, list) else _rle_counts(counts)
-    if runs.size and runs.min() < 0:
-        raise DatasetError("RLE holds a negative run length")
-    if int(runs.sum()) != h * w:
-        raise DatasetError(f"RLE runs cover {int(runs.sum())} pixels, its size {h}x{w} has {h * w}")
-    flat = np.repeat(np.arange(runs.size) % 2 == 1, runs)
-    return flat.reshape(w, h).T
+    if isinstance(counts, list):
+        if any(not isinstance(c, int) or c < 0 for c in counts) or sum(counts) != h * w:
+            raise DatasetError(f"RLE runs must be non-negative and cover its size {h}x{w} ({h * w} pixels)")
+        counts = coco.frPyObjects({"size": [h, w], "counts": counts}, h, w)["counts"]
+    counts = counts.encode("utf-8") if isinstance(counts, str) else bytes(counts)
+    try:
+        mask = coco.decode({"size": [h, w], "counts": counts})
+    except (ValueError, TypeError) as e:
+        raise DatasetError(f"RLE does not decode to a {h}x{w} mask: {e}") from None
+    if mask.max(initial=0) > 1 or coco.encode(np.asfortranarray(mask))["counts"] != counts:
+        raise DatasetError(f"RLE runs do not cover its size {h}x{w} exactly (corrupt or truncated counts)")
+    return mask.astype(bool)
 
 
 class _PlainUnpickler(pickle.Unpickler):

@@ -1,4 +1,4 @@
-"""``pslg build``: TensorRT engines for every graph of a model set, recorded in its manifest.
+"""Build TensorRT engines for every graph of a model set on this device, recorded in its manifest.
 
 Build on the device that will run the engines (a Jetson builds for its own
 GPU and TensorRT version): the runtime refuses an engine from another.
@@ -12,7 +12,9 @@ import onnx
 
 from pslg.runtime import modelset
 from pslg.runtime.backends.tensorrt import device_info
+from pslg.runtime.commands.options import add_models
 from pslg.runtime.errors import ParameterError
+from pslg.runtime.specs import EngineSpec
 
 from . import tensorrt as trt_build
 
@@ -21,7 +23,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 
 def add_arguments(parser):
-    parser.add_argument("--models", required=True, help="model-set folder with exported ONNX graphs")
+    add_models(parser, help="model-set folder with exported ONNX graphs")
     parser.add_argument("--graphs", nargs="+", help="graphs to build (default: all in the manifest)")
     parser.add_argument("--precision", default="fp16", choices=PRECISIONS,
                         help="fp16 keeps LayerNorm/Softmax/log in fp32; int8 applies to the SAM encoder only")
@@ -31,7 +33,8 @@ def add_arguments(parser):
     parser.add_argument("--max-points", type=int, default=trt_build.DEFAULT_LIMITS["points"],
                         help="most points per prompt, box corners included")
     parser.add_argument("--max-tokens", type=int, help="longest phrase in tokens (default: the export's maximum)")
-    parser.add_argument("--timing-cache", help="timing cache file, read and updated (default: MODELS/timing.cache)")
+    parser.add_argument("--timing-cache", help="timing cache file, read and updated (default: one in MODELS named "
+                                               "after this GPU and TensorRT version)")
     parser.add_argument("--workspace-gb", type=float, default=2.0, help="builder workspace limit")
     parser.add_argument("--dla-core", type=int, help="build for this DLA core (Jetson), GPU fallback on")
     parser.add_argument("--version-compatible", action="store_true",
@@ -45,13 +48,14 @@ def run(args):
     if args.exclude_lean_runtime and not args.version_compatible:
         raise ParameterError("--exclude-lean-runtime only applies with --version-compatible")
     models = modelset.open(args.models)
-    graphs = args.graphs or list(models.manifest["graphs"])
-    limits = trt_build.build_limits(models.manifest, args.max_prompts, args.max_points, args.max_tokens)
+    graphs = args.graphs or list(models.graph_names)
+    limits = trt_build.build_limits(models.lqvg, args.max_prompts, args.max_points, args.max_tokens)
     specs = [models.graph(g) for g in graphs]
     profiles = {s.name: trt_build.profile_ranges(s, limits) for s in specs}
     images = _calibration_images(args.calibration_images) if args.precision == "int8" else None
-    cache_path = Path(args.timing_cache or models.path / "timing.cache")
     device = device_info(trt)
+    cache_path = Path(args.timing_cache or models.path / modelset.timing_cache_file(device.compute_capability,
+                                                                                    device.tensorrt_version))
     for i, spec in enumerate(specs, 1):
         precision = args.precision if spec.name == "sam_encoder" or args.precision != "int8" else "fp16"
         print(f"[{i}/{len(specs)}] {spec.name}: {precision}, profile {profiles[spec.name]}", file=sys.stderr)
@@ -59,28 +63,25 @@ def run(args):
         fp32 = trt_build.fp32_nodes(model) if precision != "fp32" else []
         calibrator = None
         if precision == "int8":
-            meta = models.component("sam")
             calibrator = trt_build.entropy_calibrator(
-                trt, trt_build.calibration_batches(images, meta["pixel_mean"], meta["pixel_std"]),
-                models.path / "sam_encoder.int8.calib")
+                trt, trt_build.calibration_batches(images, models.component("sam")),
+                models.path / modelset.calibration_cache_file(spec.name, spec.sha256))
         t0 = time.perf_counter()
         plan, cache = trt_build.build_serialized_network(
             trt, spec.path, profiles[spec.name], precision, trt_build.fp32_tensors(model, fp32),
             int(args.workspace_gb * (1 << 30)), cache_path.read_bytes() if cache_path.exists() else None,
             args.dla_core, args.version_compatible, args.exclude_lean_runtime, calibrator, sys.stderr)
         seconds = time.perf_counter() - t0
-        fname = trt_build.engine_file(spec.name, precision)
-        (models.path / fname).write_bytes(plan)
+        path = models.path / modelset.engine_file(spec.name, precision)
+        path.write_bytes(plan)
         cache_path.write_bytes(cache)
-        modelset.record_engine(models.path, spec.name, {
-            "file": fname, "precision": precision, "tensorrt_version": device.tensorrt_version,
-            "gpu": {"name": device.gpu_name, "compute_capability": device.compute_capability},
-            "profile": profiles[spec.name], "onnx_sha256": modelset.sha256(spec.path),
-            "fp32_layers": fp32, "version_compatible": args.version_compatible,
-            "lean_runtime_embedded": args.version_compatible and not args.exclude_lean_runtime,
-            "dla_core": args.dla_core, "workspace_gb": args.workspace_gb, "build_seconds": round(seconds, 1),
-            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-        print(f"[{i}/{len(specs)}] {spec.name}: {fname} in {seconds:.0f} s", file=sys.stderr)
+        modelset.record_engine(models.path, EngineSpec(
+            spec.name, path, precision, device.tensorrt_version, device.gpu_name, device.compute_capability,
+            profiles[spec.name], spec.sha256, tuple(fp32), args.version_compatible,
+            args.version_compatible and not args.exclude_lean_runtime, args.dla_core),
+            build={"workspace_gb": args.workspace_gb, "build_seconds": round(seconds, 1),
+                   "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        print(f"[{i}/{len(specs)}] {spec.name}: {path.name} in {seconds:.0f} s", file=sys.stderr)
     return 0
 
 

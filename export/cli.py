@@ -1,7 +1,8 @@
-"""``pslg export sam|lqvg``: write an ONNX model set (needs the [export] extra)."""
+"""Export SAM or LQVG from PyTorch checkpoints to an ONNX model set, checked against PyTorch (needs [export])."""
 import json
 
 from pslg.runtime.errors import ParameterError
+from pslg.runtime.files import output_dir
 
 
 def add_arguments(parser):
@@ -20,14 +21,15 @@ def add_arguments(parser):
 
 
 def run(args):
+    output_dir(args.out, create=False)  # an unwritable model-set folder is refused before any weights are read
     if args.what == "lqvg":
         from .lqvg import cli as lqvg_cli
         return lqvg_cli.run(args)
     from .sam import export_sam
     if args.seed < 0:
         raise ParameterError("--seed must be >= 0")
-    manifest = export_sam(args.out, args.model_type, checkpoint=args.checkpoint,
-                          decoder_checkpoint=args.decoder_checkpoint, random_weights=args.random_weights,
-                          seed=args.seed, simplify=not args.no_simplify)
-    print(json.dumps({"out": str(args.out), "sam": manifest["components"]["sam"]["parity_max_abs_diff"]}, indent=2))
+    models = export_sam(args.out, args.model_type, checkpoint=args.checkpoint,
+                        decoder_checkpoint=args.decoder_checkpoint, random_weights=args.random_weights,
+                        seed=args.seed, simplify=not args.no_simplify)
+    print(json.dumps({"out": str(args.out), "sam": models.sam.provenance.parity}, indent=2))
     return 0

@@ -1,20 +1,13 @@
 """ONNX export, simplification, signatures and the parity check against PyTorch."""
-import contextlib
-import importlib.metadata
-import os
-import shlex
-import shutil
-import sys
-import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import onnx
 import torch
 
+from pslg.runtime import backends
 from pslg.runtime.errors import ParityError
-from pslg.runtime.modelset import GraphSpec, TensorSpec, check_signature
+from pslg.runtime.specs import GraphSpec, TensorSpec, check_signature
 
 #: Opset 17 keeps LayerNorm one node; GridSample (LQVG) needs >= 16.
 OPSET = 17
@@ -23,21 +16,6 @@ _ONNX_DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "fl
                 onnx.TensorProto.INT64: "int64", onnx.TensorProto.INT32: "int32",
                 onnx.TensorProto.BOOL: "bool", onnx.TensorProto.UINT8: "uint8",
                 onnx.TensorProto.DOUBLE: "float64"}
-
-
-class Progress:
-    """Prints numbered steps with their duration, for the slow parts of an export or build."""
-
-    def __init__(self, total, stream=sys.stderr):
-        self.total, self.done, self.stream = total, 0, stream
-
-    @contextlib.contextmanager
-    def step(self, what):
-        self.done += 1
-        print(f"[{self.done}/{self.total}] {what} ...", file=self.stream, flush=True)
-        t0 = time.perf_counter()
-        yield
-        print(f"[{self.done}/{self.total}] {what}: {time.perf_counter() - t0:.1f} s", file=self.stream, flush=True)
 
 
 def export_graph(module, args, path, inputs, outputs, opset=OPSET, simplify=True):
@@ -106,8 +84,8 @@ def check_parity(name, path, feeds, reference, tolerances):
     Returns ``{output: max_abs_diff}``; raises ParityError when any output is
     off by more than its tolerance.
     """
-    from pslg.runtime.backends.onnxruntime import OrtRunner
-    with OrtRunner(graph_spec(name, path), device="cpu") as runner:
+    options = backends.RunnerOptions("onnxruntime", "cpu")
+    with backends.open_runner(graph_spec(name, path), options) as runner:
         got = runner.run(feeds)
         shapes = {k: (got[k].shape, reference[k].shape) for k in reference if got[k].shape != reference[k].shape}
         if shapes:
@@ -118,34 +96,3 @@ def check_parity(name, path, feeds, reference, tolerances):
         raise ParityError(
             f"{name}: ONNX Runtime differs from PyTorch by {bad} (tolerances {tolerances}); nothing was written")
     return diffs
-
-
-def versions(*packages):
-    """Installed versions of the exporter's libraries, for the manifest."""
-    found = {}
-    for p in ("pslg-sam", "torch", "onnx", "onnxruntime", "onnxslim") + packages:
-        try:
-            found[p] = importlib.metadata.version(p)
-        except importlib.metadata.PackageNotFoundError:
-            found[p] = None
-    return found
-
-
-def command_line():
-    return "pslg " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("pslg") else shlex.join(sys.argv)
-
-
-@contextlib.contextmanager
-def staging(out, component):
-    """A scratch folder inside ``out``; what the export leaves in it moves into ``out`` only on success."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".staging-{component}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        yield tmp
-        for f in tmp.iterdir():
-            os.replace(f, out / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

@@ -12,12 +12,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from pslg.runtime import modelset
 from pslg.runtime.errors import CheckpointError, ParameterError
-from pslg.runtime.modelset import TensorSpec
+from pslg.runtime.modelset import SamComponent
+from pslg.runtime.specs import TensorSpec
 
-from . import onnx as onnx_tools
-from .weights import file_record, load_strict
+from .exporter import GraphExport, export_component
+from .weights import file_record, load_strict, read_state_dict
 
 #: ViT configurations: embed dim, depth, heads, global-attention blocks. ``vit_t``
 #: is a small configuration of the same classes, for tests; no official weights exist for it.
@@ -52,27 +52,6 @@ def build(model_type):
         raise ParameterError(f"unknown SAM model type {model_type!r}; choose one of {', '.join(CONFIGS)}")
     dim, depth, heads, global_attn = CONFIGS[model_type]
     return _build_sam(dim, depth, heads, list(global_attn), checkpoint=None).eval()
-
-
-def read_state_dict(path, what="checkpoint"):
-    """A tensor state dict from a ``.pth`` file, loaded with ``weights_only=True``.
-
-    Wrappers ``{"model": ...}`` / ``{"state_dict": ...}`` and a ``module.``
-    prefix (DataParallel) are unwrapped.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{what} {path} does not exist")
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"{what} {path} is not a loadable PyTorch checkpoint (corrupt or truncated?): {e}") from None
-    for key in ("model", "state_dict"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError(f"{what} {path} holds no tensor state dict")
-    return {k[7:] if k.startswith("module.") else k: v for k, v in obj.items()}
 
 
 def detect_model_type(state):
@@ -168,37 +147,20 @@ def example_decoder_inputs(embedding, prompts=2, points=3, seed=0):
 def export_sam(out, model_type, checkpoint=None, decoder_checkpoint=None, random_weights=False, seed=0,
                simplify=True):
     """Export SAM's two graphs into the model set ``out``; checked against PyTorch before they land."""
-    progress = onnx_tools.Progress(5)
-    with progress.step(f"loading SAM {model_type}"):
-        sam, weights = load_sam(model_type, checkpoint, decoder_checkpoint, random_weights, seed)
+    sam, weights = load_sam(model_type, checkpoint, decoder_checkpoint, random_weights, seed)
     encoder, decoder = EncoderGraph(sam).eval(), DecoderGraph(sam).eval()
-    image = torch.from_numpy(np.random.default_rng(seed).standard_normal((1, 3, 1024, 1024), dtype=np.float32))
+    image = np.random.default_rng(seed).standard_normal((1, 3, 1024, 1024), dtype=np.float32)
     with torch.no_grad():
-        embedding = encoder(image)
-        feeds = example_decoder_inputs(embedding.numpy())
-        masks, scores = decoder(*(torch.from_numpy(feeds[t.name]) for t in DECODER_INPUTS))
-    parity = {}
-    with onnx_tools.staging(out, "sam") as tmp:
-        enc_path, dec_path = tmp / modelset.graph_file("sam_encoder"), tmp / modelset.graph_file("sam_decoder")
-        with progress.step("exporting sam_encoder.onnx"):
-            onnx_tools.export_graph(encoder, (image,), enc_path, ENCODER_INPUTS, ENCODER_OUTPUTS, simplify=simplify)
-        with progress.step("exporting sam_decoder.onnx"):
-            onnx_tools.export_graph(decoder, tuple(torch.from_numpy(feeds[t.name]) for t in DECODER_INPUTS),
-                                    dec_path, DECODER_INPUTS, DECODER_OUTPUTS, simplify=simplify)
-        with progress.step("checking both graphs against PyTorch on ONNX Runtime"):
-            parity["sam_encoder"] = onnx_tools.check_parity(
-                "sam_encoder", enc_path, {"image": image.numpy()}, {"image_embeddings": embedding.numpy()},
-                TOLERANCES)
-            parity["sam_decoder"] = onnx_tools.check_parity(
-                "sam_decoder", dec_path, feeds, {"low_res_masks": masks.numpy(), "iou_predictions": scores.numpy()},
-                TOLERANCES)
-    with progress.step("writing manifest.json"):
-        meta = {
-            "model_type": model_type, "random_weights": bool(random_weights), "weights": weights,
-            "image_size": 1024, "mask_threshold": 0.0, "opset": onnx_tools.OPSET,
-            "pixel_mean": sam.pixel_mean.flatten().tolist(), "pixel_std": sam.pixel_std.flatten().tolist(),
-            "parity_max_abs_diff": parity, "exporter": "torch.onnx (TorchScript)", "simplified": simplify,
-            "versions": onnx_tools.versions("segment-anything"), "command": onnx_tools.command_line(),
-        }
-        return modelset.update(out, "sam", meta, graphs={
-            "sam_encoder": (ENCODER_INPUTS, ENCODER_OUTPUTS), "sam_decoder": (DECODER_INPUTS, DECODER_OUTPUTS)})
+        embedding = encoder(torch.from_numpy(image)).numpy()
+    graphs = [GraphExport("sam_encoder", encoder, ENCODER_INPUTS, ENCODER_OUTPUTS, [{"image": image}], TOLERANCES,
+                          references=[{"image_embeddings": embedding}]),
+              GraphExport("sam_decoder", decoder, DECODER_INPUTS, DECODER_OUTPUTS,
+                          [example_decoder_inputs(embedding)], TOLERANCES)]
+
+    def describe(provenance):
+        return SamComponent("sam", model_type, sam.image_encoder.img_size, float(sam.mask_threshold),
+                            tuple(sam.pixel_mean.flatten().tolist()),
+                            tuple(sam.pixel_std.flatten().tolist()), provenance)
+
+    return export_component(out, "sam", graphs, describe, weights=weights, packages=("segment-anything",),
+                            simplify=simplify)

@@ -9,6 +9,7 @@ typed network would instead need fp16 casts baked into the ONNX graph.
 import numpy as np
 
 from pslg.runtime.errors import BackendUnavailable, ExportError, ParameterError, ProfileError
+from pslg.runtime.specs import ShapeRange
 
 #: op types computed in fp32 in an fp16 engine
 FP32_CORE_OPS = frozenset({"LayerNormalization", "Softmax", "ReduceMean", "Pow", "Sqrt", "Log"})
@@ -59,7 +60,7 @@ def fp32_tensors(model, nodes):
 
 
 def profile_ranges(spec, limits):
-    """``{input: {"min", "opt", "max"}}`` shapes for one graph from its named dynamic axes.
+    """``{input: ShapeRange}`` for one graph from its named dynamic axes.
 
     ``limits`` maps an axis name to its maximum (``prompts``, ``points``,
     ``tokens``); an axis without a limit, or a limit the graph cannot take,
@@ -80,25 +81,20 @@ def profile_ranges(spec, limits):
             if dim not in limits:
                 raise ProfileError(f"{spec.name}: input '{t.name}' has dynamic axis '{dim}' with no profile limit")
             lo.append(1), opt.append(min(OPTIMUM.get(dim, 1), limits[dim])), hi.append(limits[dim])
-        profile[t.name] = {"min": lo, "opt": opt, "max": hi}
+        profile[t.name] = ShapeRange(tuple(lo), tuple(opt), tuple(hi))
     return profile
 
 
-def build_limits(manifest, max_prompts, max_points, max_tokens=None):
-    """Axis limits for a model set: prompts/points from the options, tokens from the LQVG export."""
+def build_limits(lqvg, max_prompts, max_points, max_tokens=None):
+    """Axis limits: prompts/points from the options, tokens from the LQVG export (``lqvg``: its component or None)."""
     limits = {"prompts": max_prompts, "points": max_points}
-    lqvg = manifest["components"].get("lqvg")
     if lqvg is not None:
-        exported = int(lqvg["max_tokens"])
+        exported = lqvg.max_tokens
         if max_tokens is not None and max_tokens > exported:
             raise ProfileError(f"--max-tokens {max_tokens} exceeds the {exported} tokens the text graph was "
                                f"exported for; re-export LQVG with --max-tokens {max_tokens}")
         limits["tokens"] = max_tokens or exported
     return limits
-
-
-def engine_file(graph, precision):
-    return f"{graph}.{precision}.engine"
 
 
 # ---------------------------------------------------------------- thin wrappers around the TensorRT builder
@@ -200,18 +196,18 @@ def _add_optimization_profile(builder, config, profile):
     # Developer guide "Optimization Profiles": one profile with min/opt/max per input.
     p = builder.create_optimization_profile()
     for name, r in profile.items():
-        p.set_shape(name, r["min"], r["opt"], r["max"])
+        p.set_shape(name, r.min, r.opt, r.max)
     config.add_optimization_profile(p)
 
 
-def calibration_batches(images, pixel_mean, pixel_std):
-    """SAM-encoder inputs for INT8 calibration, one preprocessed image at a time."""
+def calibration_batches(images, meta):
+    """SAM-encoder inputs for INT8 calibration, one preprocessed image at a time (``meta``: the SamComponent)."""
     from pslg.runtime.image import load_image
     from pslg.runtime.sam import preprocess
     if not images:
         raise ParameterError("int8 needs calibration images (--calibration-images DIR)")
     for path in images:
-        tensor, _ = preprocess(load_image(path), pixel_mean, pixel_std)
+        tensor, _ = preprocess(load_image(path), meta)
         yield np.ascontiguousarray(tensor)
 
 

@@ -44,6 +44,12 @@ class ParameterError(InputError):
     code = 15
 
 
+class PathError(InputError):
+    """A file or folder given to read or write cannot be (missing, a file where a folder is needed, no permission)."""
+
+    code = 16
+
+
 # 20-29: the model-set folder
 class ModelSetError(PslgError):
     code = 20

@@ -4,43 +4,50 @@ The preprocessing is the official one (``util/transforms.py:letterbox`` and
 ``datasets/rsvg_mm.py``), reproduced to the byte:
 
 * the long side is scaled to the model set's square ``S`` (small images are
-  upscaled) with ``cv2.INTER_AREA``; sizes use Python's half-to-even ``round``;
+  upscaled) with the manifest's filter (``area``: ``cv2.INTER_AREA``); sizes
+  use Python's half-to-even ``round``;
 * the float half-paddings ``dw, dh`` are split as ``round(d - 0.1)`` before
-  and ``round(d + 0.1)`` after, in the colour (123.7, 116.3, 103.5), which
-  uint8 stores as (124, 116, 104); the border counts as image content;
-* ``/255`` then ImageNet mean/std, float32, NCHW.
+  and ``round(d + 0.1)`` after, in the manifest's pad colour (officially
+  (123.7, 116.3, 103.5), which uint8 stores as (124, 116, 104)); the border
+  counts as image content;
+* ``/255`` then the manifest's mean/std (ImageNet's), float32, NCHW.
 
-The phrase is lower-cased with whitespace collapsed (LQVG's caption rule) and
-tokenised with the model set's ``tokenizer.json`` (RoBERTa: ``<s>`` ...
-``</s>``). Phrases longer than the model set's ``max_tokens`` keep their first
-``max_tokens - 1`` tokens and ``</s>``, with a warning in the result. Text
+The phrase goes through the manifest's caption rule (LQVG's: lower case,
+whitespace collapsed) and is tokenised with the model set's
+``tokenizer.json`` (RoBERTa: ``<s>`` ... ``</s>``). Phrases longer than the
+model set's ``max_tokens`` keep their first ``max_tokens - 1`` tokens and
+``</s>``, with a warning in the result. Text
 features are cached per caption (LRU), so a repeated phrase runs the text
 graph once. The best of the 10 queries (highest logit, no threshold) gives the
 box: cx, cy, w, h of the square, back to original pixels as the official code
 does it, ``(x - dw) / ratio`` with the float ``dw``, not clipped.
 """
+import logging
 import time
-import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
 
 import cv2
 import numpy as np
 
+from . import backends
 from . import modelset as modelsets
-from .errors import ImageError, ModelFileError, ParameterError, TextError
+from .errors import ImageError, ManifestError, ModelFileError, ParameterError, TextError
 from .image import to_rgb8
+from .modelset import LetterboxRule
+
+log = logging.getLogger(__name__)
 
 COMPONENT = "lqvg"
 TEXT_GRAPH, GROUNDING_GRAPH = modelsets.COMPONENTS[COMPONENT]
-PAD_COLOR = (123.7, 116.3, 103.5)
-PIXEL_MEAN = (0.485, 0.456, 0.406)
-PIXEL_STD = (0.229, 0.224, 0.225)
-CAPTION_RULE = "' '.join(phrase.lower().split())"
-EOS_ID = 2
+#: the caption rule LQVG trains with, by the name a manifest records
+CAPTION_RULE = "lower-collapse-whitespace"
+#: resize filters a manifest may name for the letterbox
+INTERPOLATIONS = {"area": cv2.INTER_AREA}
 
 
-def caption(phrase):
+def caption(phrase: str) -> str:
     """LQVG's caption rule: lower case, whitespace runs collapsed to one space, no edge spaces."""
     if not isinstance(phrase, str):
         raise TextError(f"the phrase must be a string, got {type(phrase).__name__}")
@@ -50,9 +57,12 @@ def caption(phrase):
     return text
 
 
-def truncate(ids, max_tokens):
-    """RoBERTa ids cut to ``max_tokens``: the first ``max_tokens - 1`` and ``</s>``."""
-    return list(ids) if len(ids) <= max_tokens else list(ids[:max_tokens - 1]) + [EOS_ID]
+CAPTION_RULES = {CAPTION_RULE: caption}
+
+
+def truncate(ids, max_tokens: int, eos_id: int) -> list:
+    """RoBERTa ids cut to ``max_tokens``: the first ``max_tokens - 1`` and ``</s>`` (``eos_id``)."""
+    return list(ids) if len(ids) <= max_tokens else list(ids[:max_tokens - 1]) + [eos_id]
 
 
 @dataclass(frozen=True)
@@ -83,11 +93,11 @@ class Letterbox:
         return cls(size, height, width, ratio, new_w, new_h, dw, dh,
                    round(dh - 0.1), round(dh + 0.1), round(dw - 0.1), round(dw + 0.1))
 
-    def apply(self, rgb):
+    def apply(self, rgb, rule: LetterboxRule):
         """Resize and pad an H x W x 3 uint8 image: ``size x size x 3`` uint8."""
-        resized = cv2.resize(rgb, (self.new_width, self.new_height), interpolation=cv2.INTER_AREA)
+        resized = cv2.resize(rgb, (self.new_width, self.new_height), interpolation=_interpolation(rule))
         return cv2.copyMakeBorder(resized, self.top, self.bottom, self.left, self.right,
-                                  cv2.BORDER_CONSTANT, value=PAD_COLOR)
+                                  cv2.BORDER_CONSTANT, value=rule.pad_color)
 
     def to_original(self, xyxy):
         """Letterboxed-pixel ``x1, y1, x2, y2`` -> original-image pixels (float dw/dh, as officially)."""
@@ -105,12 +115,19 @@ class LetterboxedImage:
     letterbox: Letterbox
 
 
-def letterbox_image(image, size):
+def _interpolation(rule):
+    if rule.interpolation not in INTERPOLATIONS:
+        raise ManifestError(f"the letterbox filter {rule.interpolation!r} is unknown to this pslg "
+                            f"(it knows {', '.join(INTERPOLATIONS)})")
+    return INTERPOLATIONS[rule.interpolation]
+
+
+def letterbox_image(image: np.ndarray, size: int, rule: LetterboxRule) -> LetterboxedImage:
     """Letterbox and normalise an image (any input :func:`~pslg.runtime.image.to_rgb8` accepts)."""
     rgb = to_rgb8(image)
     box = Letterbox.fit(rgb.shape[0], rgb.shape[1], size)
-    pixels = box.apply(rgb)
-    mean, std = np.array(PIXEL_MEAN, np.float32), np.array(PIXEL_STD, np.float32)
+    pixels = box.apply(rgb, rule)
+    mean, std = np.array(rule.pixel_mean, np.float32), np.array(rule.pixel_std, np.float32)
     x = (pixels.astype(np.float32) / np.float32(255) - mean) / std  # float32 throughout, as ToTensor + Normalize
     return LetterboxedImage(pixels, np.ascontiguousarray(x.transpose(2, 0, 1)[None]), box)
 
@@ -174,30 +191,38 @@ def _ms(t0):
 class Grounder:
     """LQVG on a model set: ``locate(image, phrase)`` -> :class:`GroundingResult`.
 
+    ``models``: a :class:`~pslg.runtime.modelset.ModelSet` (or its folder)
+    with an ``lqvg`` component; ``options``: where the graphs run.
     ``cache_size`` text features are kept (least recently used dropped; 0
     disables the cache); ``text_runs`` counts the text graph's runs.
     ``max_tokens`` is the export's, or the smaller token profile of a
     TensorRT engine that runs a graph.
-    ``runner_options`` go to the backend (e.g. ``threads`` for ONNX Runtime).
     """
 
-    def __init__(self, models, backend="auto", device="auto", cache_size=32, **runner_options):
+    def __init__(self, models, options: Optional[backends.RunnerOptions] = None, cache_size: int = 32):
         self.models = models if isinstance(models, modelsets.ModelSet) else modelsets.open(models)
-        meta = self.models.component(COMPONENT)
-        self.image_size, self.max_tokens = int(meta["image_size"]), int(meta["max_tokens"])
-        self.vocab_size = int(meta["vocab_size"])
-        if cache_size < 0:
-            raise ParameterError(f"cache_size must be >= 0, got {cache_size}")
+        self.meta = meta = self.models.component(COMPONENT)
+        if meta.caption_rule not in CAPTION_RULES:
+            raise ManifestError(f"model set {self.models.path}: caption rule {meta.caption_rule!r} is unknown to "
+                                f"this pslg (it knows {', '.join(CAPTION_RULES)})")
+        _interpolation(meta.letterbox)
+        self._caption = CAPTION_RULES[meta.caption_rule]
+        self.image_size, self.max_tokens, self.vocab_size = meta.image_size, meta.max_tokens, meta.vocab_size
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
+            raise ParameterError(f"cache_size must be an integer >= 0, got {cache_size!r}")
         self.cache_size, self.text_runs = cache_size, 0
         self._cache = OrderedDict()
         self._tokenizer = self._load_tokenizer()
-        self._text = self.models.open_runner(TEXT_GRAPH, backend, device, **runner_options)
+        self._text = self._open(TEXT_GRAPH, options)
         try:
-            self._grounding = self.models.open_runner(GROUNDING_GRAPH, backend, device, **runner_options)
-        except Exception:
+            self._grounding = self._open(GROUNDING_GRAPH, options)
+        except BaseException:
             self._text.close()
             raise
         self.max_tokens = self._token_limit()
+
+    def _open(self, graph, options):
+        return backends.open_runner(self.models.graph(graph), options, self.models.engine(graph))
 
     def _token_limit(self):
         """The export's ``max_tokens``, or a TensorRT engine's smaller token profile."""
@@ -205,7 +230,7 @@ class Grounder:
         for graph, runner in ((TEXT_GRAPH, self._text), (GROUNDING_GRAPH, self._grounding)):
             engine = self.models.engine(graph) if runner.backend == "tensorrt" else None
             if engine:
-                limit = min(limit, int(engine["profile"]["attention_mask"]["max"][1]))
+                limit = min(limit, engine.profile["attention_mask"].max[1])
         return limit
 
     def _load_tokenizer(self):
@@ -218,18 +243,18 @@ class Grounder:
 
     def prepare_image(self, image):
         """Letterbox + normalise once per image; reuse the result for several phrases."""
-        return letterbox_image(image, self.image_size)
+        return letterbox_image(image, self.image_size, self.meta.letterbox)
 
     def tokenize(self, phrase):
         """Caption, token ids (truncated to ``max_tokens``, keeping ``</s>``) and the warnings it raised."""
-        text = caption(phrase)
+        text = self._caption(phrase)
         full = self._tokenizer.encode(text).ids
-        ids = truncate(full, self.max_tokens)
+        ids = truncate(full, self.max_tokens, self.meta.eos_id)
         if len(ids) == len(full):
             return text, ids, ()
         note = (f"the phrase has {len(full)} tokens and this model set takes {self.max_tokens}: "
                 f"it was truncated to '{self._tokenizer.decode(ids[1:-1])}'")
-        warnings.warn(note, stacklevel=3)
+        log.warning(note)
         return text, ids, (note,)
 
     def text_features(self, phrase):
@@ -238,7 +263,7 @@ class Grounder:
 
     def _text_features(self, phrase):
         """``(features, cached)``."""
-        text = caption(phrase)
+        text = self._caption(phrase)
         hit = self._cache.get(text)
         if hit is not None:
             self._cache.move_to_end(text)

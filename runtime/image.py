@@ -9,12 +9,14 @@ The pipeline works on H x W x 3 uint8 RGB. Conversions, stated once:
 * float, bool, signed and other integer types are refused: their range is
   ambiguous, so the caller must convert them.
 """
+import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .errors import ImageError
+from .errors import ImageError, PathError
+from .files import writing
 
 
 def to_rgb8(image, name="image"):
@@ -42,10 +44,15 @@ def to_rgb8(image, name="image"):
 
 def load_image(path):
     """Read an image file as H x W x 3 uint8 RGB, applying the module's conversion rules."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ImageError(f"image path must be a str or pathlib.Path, got {type(path).__name__}")
     path = Path(path)
     if not path.is_file():
-        raise ImageError(f"image file {path} does not exist")
-    data = np.fromfile(str(path), dtype=np.uint8)
+        raise ImageError(f"image file {path} does not exist" + (" (it is a folder)" if path.is_dir() else ""))
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as e:
+        raise PathError(f"cannot read image file {path}: {e.strerror or e}") from None
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
         raise ImageError(f"{path} is not an image OpenCV can decode (empty, truncated or unknown format)")
@@ -57,8 +64,14 @@ def load_image(path):
 
 
 def save_rgb(path, image):
-    """Write an RGB uint8 image (PNG or JPEG by extension)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image):
-        raise ImageError(f"could not write {path}")
+    """Write an RGB (or single-channel) uint8 image, PNG or JPEG by extension, through a temporary name."""
+    with writing(path) as path:
+        tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+        try:
+            written = cv2.imwrite(str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image)
+        except cv2.error:
+            written = False
+        if not written:
+            tmp.unlink(missing_ok=True)
+            raise PathError(f"cannot write {path} (is '{path.suffix}' an image extension OpenCV writes?)")
+        os.replace(tmp, path)

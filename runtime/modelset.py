@@ -1,25 +1,29 @@
 """Model-set folders: the manifest schema, file names, and their validation.
 
-A model set is one folder (``engines/<name>/``) holding exported graphs, engines,
-``tokenizer.json`` and ``manifest.json``. This module is the one place that
-knows the file names and the manifest schema. A set is complete or refused:
-:func:`open` checks the schema version, every listed file's sha256, and (when
-a graph is opened) that the graph's inputs and outputs match the manifest.
+A model set is one folder (``engines/<name>/``) holding exported graphs,
+TensorRT engines, ``tokenizer.json`` and ``manifest.json``. This module is the
+only code that reads or writes manifest dictionaries or knows file names:
+everyone else gets typed entries (:class:`~.specs.GraphSpec`,
+:class:`~.specs.EngineSpec`, :class:`SamComponent`, :class:`LqvgComponent`).
+
+A set is complete or refused: :func:`open` checks the schema version, every
+component's fields, every listed file and its sha256 before anything runs.
 """
 import hashlib
 import json
+import logging
 import os
-import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Dict, Optional, Tuple, Union
 
-import numpy as np
+from .errors import ComponentMissing, ManifestError, ModelFileError, ModelSetNotFound, ParameterError
+from .specs import EngineSpec, GraphSpec, ShapeRange, TensorSpec
 
-from .errors import (ComponentMissing, GraphSignatureError, ManifestError,
-                     ModelFileError, ModelSetNotFound, ParameterError)
+log = logging.getLogger(__name__)
 
 FORMAT = "pslg-modelset"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
 TOKENIZER = "tokenizer.json"
 
@@ -30,19 +34,27 @@ COMPONENTS = {
 }
 
 
-def graph_file(graph):
+def graph_file(graph: str) -> str:
     """File name of a graph's ONNX file inside a model set."""
     return f"{graph}.onnx"
 
 
-class RandomWeightsWarning(UserWarning):
-    """The model set was exported from seeded random weights, not a checkpoint."""
+def engine_file(graph: str, precision: str) -> str:
+    """File name of a graph's TensorRT engine."""
+    return f"{graph}.{precision}.engine"
 
 
-_warned = set()
+def timing_cache_file(compute_capability: str, tensorrt_version: str) -> str:
+    """TensorRT timing cache of one GPU kind and TensorRT version (a cache from another device is useless)."""
+    return f"timing.sm{compute_capability.replace('.', '')}.trt{tensorrt_version}.cache"
 
 
-def sha256(path, chunk=1 << 22):
+def calibration_cache_file(graph: str, onnx_sha256: str) -> str:
+    """INT8 calibration cache of one exact graph (a changed graph gets a new cache)."""
+    return f"{graph}.{onnx_sha256[:16]}.calib"
+
+
+def sha256(path, chunk=1 << 22) -> str:
     """Hex sha256 of a file, read in 4 MiB chunks."""
     h = hashlib.sha256()
     with Path(path).open("rb") as f:
@@ -51,162 +63,238 @@ def sha256(path, chunk=1 << 22):
     return h.hexdigest()
 
 
-@dataclass(frozen=True)
-class TensorSpec:
-    """Name, numpy dtype name and shape of one graph input or output.
+# ---------------------------------------------------------------- typed component entries
 
-    A dimension is an int (fixed) or a string naming a dynamic axis; the same
-    name on an input and an output means the same size (``"prompts"``).
+def _field(d, key, kinds, where):
+    """``d[key]`` checked for presence and type, else ManifestError naming both."""
+    if not isinstance(d, dict) or key not in d:
+        raise ManifestError(f"{where} has no '{key}' field: the manifest is incomplete (re-export the model set)")
+    value = d[key]
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise ManifestError(f"{where}: '{key}' is {value!r}, not of the expected type")
+    return value
+
+
+def _triple(d, key, where):
+    value = _field(d, key, list, where)
+    if len(value) != 3 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise ManifestError(f"{where}: '{key}' must be three numbers, got {value!r}")
+    return tuple(float(v) for v in value)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a component's graphs came from; written into every result so nothing is hidden.
+
+    ``weights``: ``{"random": True, "seed": N}`` or ``{"random": False,
+    "checkpoint": {"file", "sha256"}, ...}``; ``parity``: the largest ONNX
+    Runtime vs PyTorch difference per graph and output at export time.
     """
 
-    name: str
-    dtype: str
-    shape: tuple
+    weights: dict
+    parity: dict
+    versions: dict
+    command: str
+    exporter: str
+    opset: int
+
+    @property
+    def random_weights(self) -> bool:
+        return bool(self.weights.get("random"))
 
     @classmethod
-    def from_json(cls, d):
-        return cls(d["name"], d["dtype"], tuple(d["shape"]))
-
-    def to_json(self):
-        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
-
-    def check(self, array):
-        """Raise ParameterError unless ``array`` fits this spec."""
-        if not isinstance(array, np.ndarray):
-            raise ParameterError(f"input '{self.name}' must be a numpy array, got {type(array).__name__}")
-        if array.dtype != np.dtype(self.dtype):
-            raise ParameterError(f"input '{self.name}' must be {self.dtype}, got {array.dtype}")
-        if array.ndim != len(self.shape):
-            raise ParameterError(f"input '{self.name}' must have {len(self.shape)} dims {self.shape}, got {array.shape}")
-        for want, got in zip(self.shape, array.shape):
-            if isinstance(want, int) and want != got:
-                raise ParameterError(f"input '{self.name}' must have shape {self.shape}, got {array.shape}")
+    def from_json(cls, d, where):
+        return cls(_field(d, "weights", dict, where), _field(d, "parity", dict, where),
+                   _field(d, "versions", dict, where), _field(d, "command", str, where),
+                   _field(d, "exporter", str, where), _field(d, "opset", int, where))
 
 
 @dataclass(frozen=True)
-class GraphSpec:
-    """One graph of a model set: its file and its declared signature."""
+class SamComponent:
+    """The SAM graphs' contract: input size, normalisation and mask threshold.
 
-    name: str
-    path: Path
-    inputs: tuple
-    outputs: tuple
+    ``pixel_mean`` / ``pixel_std`` apply to 0..255 RGB values.
+    """
 
-    def resolve_dims(self, feeds):
-        """Map each named dynamic axis to its size in ``feeds``."""
-        dims = {}
-        for spec in self.inputs:
-            for want, got in zip(spec.shape, feeds[spec.name].shape):
-                if isinstance(want, str):
-                    if dims.setdefault(want, got) != got:
-                        raise ParameterError(f"axis '{want}' is {dims[want]} on one input and {got} on '{spec.name}'")
-        return dims
+    family: str
+    model_type: str
+    image_size: int
+    mask_threshold: float
+    pixel_mean: Tuple[float, float, float]
+    pixel_std: Tuple[float, float, float]
+    provenance: Provenance
 
-    def output_shapes(self, feeds):
-        """Output shapes implied by the inputs, or None where an axis is not named on any input."""
-        dims = self.resolve_dims(feeds)
-        shapes = {}
-        for spec in self.outputs:
-            shape = tuple(d if isinstance(d, int) else dims.get(d) for d in spec.shape)
-            shapes[spec.name] = None if None in shape else shape
-        return shapes
+    @classmethod
+    def from_json(cls, d, where="component 'sam'"):
+        return cls(_field(d, "family", str, where), _field(d, "model_type", str, where),
+                   _field(d, "image_size", int, where), float(_field(d, "mask_threshold", (int, float), where)),
+                   _triple(d, "pixel_mean", where), _triple(d, "pixel_std", where),
+                   Provenance.from_json(_field(d, "provenance", dict, where), where + " provenance"))
 
 
+@dataclass(frozen=True)
+class LetterboxRule:
+    """LQVG's letterbox: resize filter, pad colour (0..255) and the normalisation of 0..1 values."""
+
+    interpolation: str
+    pad_color: Tuple[float, float, float]
+    pixel_mean: Tuple[float, float, float]
+    pixel_std: Tuple[float, float, float]
+
+    @classmethod
+    def from_json(cls, d, where):
+        return cls(_field(d, "interpolation", str, where), _triple(d, "pad_color", where),
+                   _triple(d, "pixel_mean", where), _triple(d, "pixel_std", where))
+
+
+@dataclass(frozen=True)
+class LqvgComponent:
+    """The LQVG graphs' contract: letterbox square and rule, token limits, caption rule, special tokens."""
+
+    image_size: int
+    max_tokens: int
+    vocab_size: int
+    text_layers: int
+    caption_rule: str
+    special_tokens: Dict[str, int]
+    letterbox: LetterboxRule
+    tokenizer: str
+    provenance: Provenance
+
+    @property
+    def eos_id(self) -> int:
+        return self.special_tokens["</s>"]
+
+    @classmethod
+    def from_json(cls, d, where="component 'lqvg'"):
+        tokens = _field(d, "special_tokens", dict, where)
+        if not isinstance(tokens.get("</s>"), int):
+            raise ManifestError(f"{where}: 'special_tokens' lacks the id of '</s>'")
+        return cls(_field(d, "image_size", int, where), _field(d, "max_tokens", int, where),
+                   _field(d, "vocab_size", int, where), _field(d, "text_layers", int, where),
+                   _field(d, "caption_rule", str, where), dict(tokens),
+                   LetterboxRule.from_json(_field(d, "letterbox", dict, where), where + " letterbox"),
+                   _field(d, "tokenizer", str, where),
+                   Provenance.from_json(_field(d, "provenance", dict, where), where + " provenance"))
+
+
+Component = Union[SamComponent, LqvgComponent]
+_COMPONENT_TYPES = {"sam": SamComponent, "lqvg": LqvgComponent}
+
+
+def _engine_from_json(path, graph, d):
+    where = f"engine entry of {graph}"
+    gpu = _field(d, "gpu", dict, where)
+    profile = {name: ShapeRange(*(tuple(_field(r, k, list, f"{where} profile '{name}'"))
+                                  for k in ("min", "opt", "max")))
+               for name, r in _field(d, "profile", dict, where).items()}
+    dla = d.get("dla_core")
+    return EngineSpec(graph, path / _field(d, "file", str, where), _field(d, "precision", str, where),
+                      _field(d, "tensorrt_version", str, where), _field(gpu, "name", str, where + " gpu"),
+                      _field(gpu, "compute_capability", str, where + " gpu"), profile,
+                      _field(d, "onnx_sha256", str, where), tuple(d.get("fp32_layers", ())),
+                      bool(d.get("version_compatible", False)), bool(d.get("lean_runtime_embedded", False)),
+                      dla if isinstance(dla, int) and not isinstance(dla, bool) else None)
+
+
+def _engine_to_json(engine: EngineSpec) -> dict:
+    return {"file": engine.path.name, "precision": engine.precision, "tensorrt_version": engine.tensorrt_version,
+            "gpu": {"name": engine.gpu_name, "compute_capability": engine.compute_capability},
+            "profile": {k: {"min": list(r.min), "opt": list(r.opt), "max": list(r.max)} for k, r in
+                        engine.profile.items()},
+            "onnx_sha256": engine.onnx_sha256, "fp32_layers": list(engine.fp32_layers),
+            "version_compatible": engine.version_compatible, "lean_runtime_embedded": engine.lean_runtime_embedded,
+            "dla_core": engine.dla_core}
+
+
+# ---------------------------------------------------------------- the opened set
+
+_warned = set()
+
+
+@dataclass
 class ModelSet:
     """A validated model-set folder. Use :func:`open`."""
 
-    def __init__(self, path, manifest):
-        self.path = Path(path)
-        self.manifest = manifest
-        self.warnings = []
-        if self.random_weights:
-            names = ", ".join(c for c, m in self.components.items() if m.get("random_weights"))
-            msg = (f"model set {self.path} holds RANDOM weights ({names}): outputs are meaningless; "
-                   f"use it for tests and latency only")
-            self.warnings.append(msg)
-            if str(self.path.resolve()) not in _warned:
-                _warned.add(str(self.path.resolve()))
-                warnings.warn(msg, RandomWeightsWarning, stacklevel=3)
+    path: Path
+    components: Dict[str, Component]
+    _graphs: Dict[str, GraphSpec]
+    _engines: Dict[str, EngineSpec]
+    _files: Dict[str, Path]
+    _builds: Dict[str, dict] = field(default_factory=dict)
 
     @property
-    def components(self):
-        return self.manifest["components"]
+    def sam(self) -> Optional[SamComponent]:
+        return self.components.get("sam")
 
     @property
-    def random_weights(self):
-        return any(c.get("random_weights") for c in self.components.values())
+    def lqvg(self) -> Optional[LqvgComponent]:
+        return self.components.get("lqvg")
 
-    def has(self, component):
-        return component in self.components
+    @property
+    def random_weights(self) -> bool:
+        return any(c.provenance.random_weights for c in self.components.values())
 
-    def component(self, name):
-        """The manifest entry of a component, or ComponentMissing."""
+    @property
+    def warnings(self):
+        """Warnings every result of this set carries (random weights)."""
+        if not self.random_weights:
+            return []
+        names = ", ".join(n for n, c in self.components.items() if c.provenance.random_weights)
+        return [f"model set {self.path} holds RANDOM weights ({names}): outputs are meaningless; "
+                f"use it for tests and latency only"]
+
+    def has(self, name: str) -> bool:
+        return name in self.components
+
+    def component(self, name: str) -> Component:
+        """The typed entry of a component, or ComponentMissing saying how to add it."""
         if name not in self.components:
             raise ComponentMissing(
                 f"model set {self.path} has no '{name}' component (has: {', '.join(self.components) or 'none'}); "
                 f"run 'pslg export {name} --out {self.path}'")
         return self.components[name]
 
-    def graph(self, name):
+    @property
+    def graph_names(self) -> Tuple[str, ...]:
+        return tuple(self._graphs)
+
+    def graph(self, name: str) -> GraphSpec:
         """The GraphSpec of a graph listed in the manifest."""
-        entry = self.manifest["graphs"].get(name)
-        if entry is None:
+        if name not in self._graphs:
             raise ComponentMissing(f"model set {self.path} has no graph '{name}'")
-        return GraphSpec(name, self.path / entry["file"],
-                         tuple(TensorSpec.from_json(t) for t in entry["inputs"]),
-                         tuple(TensorSpec.from_json(t) for t in entry["outputs"]))
+        return self._graphs[name]
 
-    def file(self, key):
-        """Path of a non-graph file listed under ``files`` (e.g. ``tokenizer``)."""
-        entry = self.manifest.get("files", {}).get(key)
-        if entry is None:
+    def engine(self, graph: str) -> Optional[EngineSpec]:
+        """The TensorRT engine built for ``graph``, or None."""
+        return self._engines.get(graph)
+
+    def file(self, key: str) -> Path:
+        """Path of a non-graph file listed in the manifest (``tokenizer``)."""
+        if key not in self._files:
             raise ComponentMissing(f"model set {self.path} lists no '{key}' file")
-        return self.path / entry["file"]
+        return self._files[key]
 
-    def engine(self, graph):
-        """Manifest entry of a graph's TensorRT engine, or None."""
-        return self.manifest.get("engines", {}).get(graph)
-
-    def open_runner(self, graph, backend="auto", device="auto", **options):
-        """Open ``graph`` on a backend and check its signature against the manifest."""
-        from . import backends
-        runner = backends.open_runner(self, self.graph(graph), backend=backend, device=device, **options)
-        try:
-            check_signature(runner.spec, runner.describe())
-        except GraphSignatureError:
-            runner.close()
-            raise
-        return runner
+    def summary(self) -> dict:
+        """What made this set, for result files: each component's provenance and each engine's build."""
+        return {"path": str(self.path),
+                "components": {n: {"provenance": asdict(c.provenance),
+                                   **({"family": c.family, "model_type": c.model_type} if n == "sam" else {})}
+                               for n, c in self.components.items()},
+                "engines": {g: {"precision": e.precision, "tensorrt_version": e.tensorrt_version, "gpu": e.gpu_name,
+                                "fp32_layers": len(e.fp32_layers), **self._builds.get(g, {})}
+                            for g, e in self._engines.items()}}
 
 
-def check_signature(spec, actual):
-    """Compare a graph's declared spec with what the backend reports.
-
-    ``actual`` is ``(inputs, outputs)`` as TensorSpec lists. Dynamic axes only
-    need to be dynamic (any name) on both sides.
-    """
-    declared = (spec.inputs, spec.outputs)
-    for kind, want, got in zip(("inputs", "outputs"), declared, actual):
-        want_names = [t.name for t in want]
-        got_names = [t.name for t in got]
-        if sorted(want_names) != sorted(got_names):
-            raise GraphSignatureError(
-                f"{spec.path.name}: {kind} are {got_names} but the manifest says {want_names}; "
-                f"the graph does not belong to this manifest (re-export the model set)")
-        got_by_name = {t.name: t for t in got}
-        for w in want:
-            g = got_by_name[w.name]
-            same_shape = len(w.shape) == len(g.shape) and all(
-                (isinstance(a, str) and not isinstance(b, int)) or a == b for a, b in zip(w.shape, g.shape))
-            if w.dtype != g.dtype or not same_shape:
-                raise GraphSignatureError(
-                    f"{spec.path.name}: {kind[:-1]} '{w.name}' is {g.dtype}{list(g.shape)} but the manifest says "
-                    f"{w.dtype}{list(w.shape)}; re-export the model set")
+def _as_dir(path, what="model set"):
+    if isinstance(path, (str, os.PathLike)) and str(path):
+        return Path(path)
+    raise ParameterError(f"{what} must be a folder path (str or pathlib.Path), got {type(path).__name__} {path!r}")
 
 
-def read_manifest(path):
-    """Load and schema-check ``manifest.json`` of a model-set folder."""
-    path = Path(path)
+def read_manifest(path) -> dict:
+    """Load and schema-check ``manifest.json`` of a model-set folder (the raw dict, for writers)."""
+    path = _as_dir(path)
     if not path.is_dir():
         raise ModelSetNotFound(f"model set folder {path} does not exist; export one with 'pslg export sam --out {path}'")
     mpath = path / MANIFEST
@@ -223,80 +311,106 @@ def read_manifest(path):
         raise ManifestError(
             f"{mpath} has schema_version {version!r}; this pslg reads version {SCHEMA_VERSION}: "
             f"re-export the model set with this version of pslg")
-    for key in ("components", "graphs"):
+    for key in ("components", "graphs", "files", "engines"):
         if not isinstance(manifest.get(key), dict):
             raise ManifestError(f"{mpath} has no '{key}' table")
     return manifest
 
 
-def _listed_files(manifest):
-    for table in ("graphs", "files", "engines"):
-        for key, entry in manifest.get(table, {}).items():
-            yield f"{table}.{key}", entry
+def _checked_file(path, key, entry, verify):
+    name = _field(entry, "file", str, key)
+    fpath = path / name
+    if not fpath.is_file():
+        raise ModelFileError(f"model set {path}: {key} file {name} is missing")
+    if verify and sha256(fpath) != _field(entry, "sha256", str, key):
+        raise ModelFileError(f"model set {path}: {name} does not match its recorded sha256 "
+                             f"(truncated, corrupt or replaced); re-export or re-copy it")
+    return fpath
 
 
-def open(path, verify=True):
-    """Open a model-set folder: schema, files and their sha256 are checked.
+def open(path, verify: bool = True) -> ModelSet:
+    """Open a model-set folder: schema, component fields, files and their sha256 are checked.
 
-    ``verify=False`` skips hashing (the files must still exist); the signature
-    of each graph is checked when it is opened.
+    ``verify=False`` skips hashing (the files must still exist); each graph's
+    signature is checked by the backend that opens it.
     """
     manifest = read_manifest(path)
-    path = Path(path)
-    for key, entry in _listed_files(manifest):
-        fpath = path / entry["file"]
-        if not fpath.is_file():
-            raise ModelFileError(f"model set {path}: {key} file {entry['file']} is missing")
-        if verify and sha256(fpath) != entry["sha256"]:
-            raise ModelFileError(
-                f"model set {path}: {entry['file']} does not match its recorded sha256 "
-                f"(truncated, corrupt or replaced); re-export or re-copy it")
-    return ModelSet(path, manifest)
+    path = _as_dir(path)
+    components = {}
+    for name, entry in manifest["components"].items():
+        if name not in _COMPONENT_TYPES:
+            raise ManifestError(f"{path / MANIFEST}: unknown component '{name}' (this pslg knows "
+                                f"{', '.join(_COMPONENT_TYPES)})")
+        components[name] = _COMPONENT_TYPES[name].from_json(entry)
+    graphs = {}
+    for name, entry in manifest["graphs"].items():
+        where = f"graph entry of {name}"
+        graphs[name] = GraphSpec(name, _checked_file(path, f"graphs.{name}", entry, verify),
+                                 tuple(TensorSpec.from_json(t) for t in _field(entry, "inputs", list, where)),
+                                 tuple(TensorSpec.from_json(t) for t in _field(entry, "outputs", list, where)),
+                                 entry["sha256"])
+    files = {key: _checked_file(path, f"files.{key}", entry, verify) for key, entry in manifest["files"].items()}
+    engines = {}
+    for graph, entry in manifest["engines"].items():
+        _checked_file(path, f"engines.{graph}", entry, verify)
+        engines[graph] = _engine_from_json(path, graph, entry)
+    models = ModelSet(path, components, graphs, engines, files,
+                      {g: e.get("build", {}) for g, e in manifest["engines"].items()})
+    if models.random_weights and str(path.resolve()) not in _warned:
+        _warned.add(str(path.resolve()))
+        log.warning(models.warnings[0])
+    return models
 
+
+# ---------------------------------------------------------------- writing (the export and build side)
 
 def _empty_manifest():
-    return {"format": FORMAT, "schema_version": SCHEMA_VERSION, "components": {}, "graphs": {}, "files": {}}
+    return {"format": FORMAT, "schema_version": SCHEMA_VERSION, "components": {}, "graphs": {}, "files": {},
+            "engines": {}}
 
 
-def update(path, component, meta, graphs=None, files=None):
-    """Add or replace one component of a model set and write the manifest atomically.
+def write_component(path, name: str, component: Component, graphs=None, files=None) -> ModelSet:
+    """Add or replace one component and write the manifest atomically; returns the reopened set.
 
-    ``graphs`` maps a graph name to ``(inputs, outputs)`` TensorSpec lists (its
-    file must already be in the folder under :func:`graph_file`); ``files`` maps
-    a key to a file name in the folder. Hashes are computed here.
+    Replacing a component drops its graphs' engines (they were built from the
+    old graphs). ``graphs`` maps a graph name to ``(inputs, outputs)``
+    TensorSpec lists (its file must already be in the folder under
+    :func:`graph_file`); ``files`` maps a key to a file name in the folder.
+    Hashes are computed here.
     """
-    path = Path(path)
-    mpath = path / MANIFEST
-    manifest = read_manifest(path) if mpath.exists() else _empty_manifest()
-    for name in COMPONENTS.get(component, ()):
-        manifest["graphs"].pop(name, None)
-        manifest.get("engines", {}).pop(name, None)
-    manifest["components"][component] = meta
-    for name, (inputs, outputs) in (graphs or {}).items():
-        fname = graph_file(name)
-        manifest["graphs"][name] = {
-            "file": fname, "sha256": sha256(path / fname), "component": component,
-            "inputs": [t.to_json() for t in inputs], "outputs": [t.to_json() for t in outputs]}
+    if name not in _COMPONENT_TYPES or not isinstance(component, _COMPONENT_TYPES[name]):
+        raise ParameterError(f"component '{name}' must be a {_COMPONENT_TYPES.get(name, 'known component')}")
+    path = _as_dir(path)
+    manifest = read_manifest(path) if (path / MANIFEST).exists() else _empty_manifest()
+    for graph in COMPONENTS[name]:
+        manifest["graphs"].pop(graph, None)
+        manifest["engines"].pop(graph, None)
+    manifest["components"][name] = asdict(component)
+    for graph, (inputs, outputs) in (graphs or {}).items():
+        fname = graph_file(graph)
+        manifest["graphs"][graph] = {"file": fname, "sha256": sha256(path / fname), "component": name,
+                                     "inputs": [t.to_json() for t in inputs],
+                                     "outputs": [t.to_json() for t in outputs]}
     for key, fname in (files or {}).items():
-        manifest.setdefault("files", {})[key] = {"file": fname, "sha256": sha256(path / fname)}
-    write_manifest(path, manifest)
-    return manifest
+        manifest["files"][key] = {"file": fname, "sha256": sha256(path / fname)}
+    _write_manifest(path, manifest)
+    return open(path, verify=False)
 
 
-def write_manifest(path, manifest):
+def record_engine(path, engine: EngineSpec, build: dict) -> ModelSet:
+    """Add the TensorRT engine ``engine`` (its file already in the folder) with its build record."""
+    path = _as_dir(path)
+    manifest = read_manifest(path)
+    if engine.graph not in manifest["graphs"]:
+        raise ComponentMissing(f"model set {path} has no graph '{engine.graph}' to record an engine for")
+    manifest["engines"][engine.graph] = dict(_engine_to_json(engine), sha256=sha256(engine.path), build=dict(build))
+    _write_manifest(path, manifest)
+    return open(path, verify=False)
+
+
+def _write_manifest(path, manifest):
     """Write ``manifest.json`` via a temporary file, so a crash never leaves half a manifest."""
     mpath = Path(path) / MANIFEST
     tmp = mpath.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     os.replace(tmp, mpath)
-
-
-def record_engine(path, graph, meta):
-    """Add the TensorRT engine of ``graph`` (file ``meta["file"]`` in the folder) to the manifest."""
-    path = Path(path)
-    manifest = read_manifest(path)
-    if graph not in manifest["graphs"]:
-        raise ComponentMissing(f"model set {path} has no graph '{graph}' to record an engine for")
-    manifest.setdefault("engines", {})[graph] = dict(meta, sha256=sha256(path / meta["file"]))
-    write_manifest(path, manifest)
-    return manifest

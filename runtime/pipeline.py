@@ -1,8 +1,8 @@
 """The PSLG pipeline as one embeddable object with an explicit lifecycle.
 
     with Pipeline.open("engines/demo") as p:
-        p.set_image(rgb)                           # SAM encodes the image once
-        r = p.segment(text="the white boat")       # any number of queries after it
+        p.set_image(rgb)                           # the image every following query runs on
+        r = p.segment(text="the white boat")       # SAM encodes the image once, on its first SAM query
         r.mask, r.box, r.timings_ms
 
 Modes (the paper's ablations): ``box`` (SAM on the box), ``box+point`` (plus
@@ -17,12 +17,14 @@ both calls. For parallel throughput, open one pipeline per thread.
 import threading
 import time
 from contextlib import contextmanager
+from typing import Optional
 
 import numpy as np
 
-from . import kernels
+from . import backends, kernels
 from . import modelset as modelsets
 from . import sam
+from .backends import RunnerOptions
 from .cfpg import foreground_point
 from .errors import ClosedError, ComponentMissing, NoImageError, ParameterError
 from .image import to_rgb8
@@ -41,8 +43,15 @@ def _ms(t0):
 class Pipeline:
     """Chains the stages of a model set. Open it with :meth:`open`; close it (or use ``with``)."""
 
-    def __init__(self, models, backend="auto", device="auto", threads=0, text_cache=32, warmup=True):
+    def __init__(self, models: modelsets.ModelSet, runner: Optional[RunnerOptions] = None, text_cache: int = 32,
+                 warmup: bool = True):
+        if not isinstance(models, modelsets.ModelSet):
+            raise ParameterError(f"models must be an opened ModelSet (use Pipeline.open(folder)), got "
+                                 f"{type(models).__name__}")
+        if runner is not None and not isinstance(runner, RunnerOptions):
+            raise ParameterError(f"runner must be a RunnerOptions, got {type(runner).__name__}")
         self.models = models
+        self.runner_options = runner or RunnerOptions()
         self._lock = threading.RLock()
         self._runners = []
         self._closed = False
@@ -51,15 +60,14 @@ class Pipeline:
         self._mbo_workspace = Workspace()
         self.image_timings_ms, self.open_timings_ms = {}, {}
         try:
-            self.sam_meta = models.component("sam") if models.has("sam") else None
+            self.sam_meta = models.sam
             if self.sam_meta is not None:
-                self._sam_encoder = sam.SamEncoder(self._open("sam_encoder", backend, device, threads),
-                                                   self.sam_meta)
-                self._sam_decoder = sam.SamDecoder(self._open("sam_decoder", backend, device, threads))
+                self._sam_encoder = sam.SamEncoder(self._open("sam_encoder"), self.sam_meta)
+                self._sam_decoder = sam.SamDecoder(self._open("sam_decoder"))
             self.grounder = None
             if models.has("lqvg"):
                 from .grounding import Grounder
-                self.grounder = Grounder(models, backend, device, cache_size=text_cache, threads=threads)
+                self.grounder = Grounder(models, self.runner_options, cache_size=text_cache)
                 self._runners += [self.grounder]
             if warmup:
                 self.open_timings_ms = self._warmup()
@@ -68,18 +76,21 @@ class Pipeline:
             raise
 
     @classmethod
-    def open(cls, models_dir, backend="auto", device="auto", threads=0, text_cache=32, warmup=True, verify=True):
+    def open(cls, models_dir, runner: Optional[RunnerOptions] = None, *, text_cache: int = 32, warmup: bool = True,
+             verify: bool = True) -> "Pipeline":
         """Open a model set and load every graph and kernel; refuses an incomplete or mismatched set.
 
-        ``backend``: ``auto`` (TensorRT engines where they load, else ONNX
-        Runtime), ``onnxruntime`` or ``tensorrt``. ``device``: ``auto``, ``cpu``,
-        ``cuda[:N]``. ``warmup`` runs every stage once on a synthetic image so
-        the first real query pays no compilation or lazy initialisation.
+        ``runner``: where the graphs run (:class:`~pslg.runtime.backends.RunnerOptions`:
+        backend, device, threads, cuda_graph; default ``auto`` everywhere).
+        ``text_cache``: phrases whose text features are kept. ``warmup`` runs
+        every stage once on a synthetic image so the first real query pays no
+        compilation or lazy initialisation. ``verify`` hashes every file
+        against the manifest.
         """
-        return cls(modelsets.open(models_dir, verify=verify), backend, device, threads, text_cache, warmup)
+        return cls(modelsets.open(models_dir, verify=verify), runner, text_cache, warmup)
 
-    def _open(self, graph, backend, device, threads):
-        runner = self.models.open_runner(graph, backend=backend, device=device, threads=threads)
+    def _open(self, graph):
+        runner = backends.open_runner(self.models.graph(graph), self.runner_options, self.models.engine(graph))
         self._runners.append(runner)
         return runner
 
@@ -120,36 +131,47 @@ class Pipeline:
                 raise NoImageError("no image set: call set_image(rgb) first")
             yield
 
-    def set_image(self, image):
-        """Set the image the next queries run on: SAM encodes it and LQVG letterboxes it, once."""
+    def set_image(self, image: np.ndarray) -> None:
+        """Set the image the next queries run on (H x W x 3 uint8 RGB, or what ``image.to_rgb8`` converts).
+
+        Nothing is computed yet: SAM encodes the image on its first SAM-mode
+        query and LQVG letterboxes it on its first text query, each once per
+        image (their times appear in that query's ``timings_ms`` and in
+        ``image_timings_ms``), so a box-only or classical use never pays for them.
+        """
         rgb = to_rgb8(image)
         with self._state(need_image=False):
-            self._image = None
-            timings = {}
-            if self.sam_meta is not None:
-                t0 = time.perf_counter()
-                self._embedding, self._transform = self._sam_encoder(rgb)
-                timings["sam_encoder"] = _ms(t0)
-            if self.grounder is not None:
-                t0 = time.perf_counter()
-                self._letterboxed = self.grounder.prepare_image(rgb)
-                timings["letterbox"] = _ms(t0)
+            self._image = self._embedding = self._letterboxed = None
             if self._sam_mask is None or self._sam_mask.shape != rgb.shape[:2]:
                 self._sam_mask = np.empty(rgb.shape[:2], bool)
                 self._logits = np.empty(rgb.shape[:2], np.float32)
-                self._full_logits = np.empty((sam.IMAGE_SIZE, sam.IMAGE_SIZE), np.float32)
+                if self.sam_meta is not None:
+                    size = self.sam_meta.image_size
+                    self._full_logits = np.empty((size, size), np.float32)
             self._image = rgb
-            self.image_timings_ms = timings
+            self.image_timings_ms = {}
 
-    def locate(self, text):
-        """The LQVG box for ``text`` in the current image (a GroundingResult)."""
+    def _embed(self, timings):
+        """The SAM embedding of the current image, encoded now if no query has needed it yet."""
+        if self._embedding is None:
+            t0 = time.perf_counter()
+            self._embedding, self._transform = self._sam_encoder(self._image)
+            timings["sam_encoder"] = self.image_timings_ms["sam_encoder"] = _ms(t0)
+        return self._embedding
+
+    def locate(self, text: str):
+        """The LQVG box for ``text`` in the current image (a :class:`~pslg.runtime.grounding.GroundingResult`)."""
         with self._state():
-            return self._locate(text)
+            return self._locate(text, {})
 
-    def _locate(self, text):
+    def _locate(self, text, timings):
         if self.grounder is None:
             raise ComponentMissing(f"model set {self.models.path} has no LQVG graphs: pass box=... instead of text, "
                                    f"or export LQVG into it ('pslg export lqvg --out {self.models.path}')")
+        if self._letterboxed is None:
+            t0 = time.perf_counter()
+            self._letterboxed = self.grounder.prepare_image(self._image)
+            timings["letterbox"] = self.image_timings_ms["letterbox"] = _ms(t0)
         return self.grounder.locate(self._letterboxed, text)
 
     def segment(self, text=None, box=None, point=None, mode="full", out=None, multimask=False, seed=0):
@@ -171,7 +193,7 @@ class Pipeline:
             mask = self._mask_buffer(out, image.shape)
             grounding = None
             if box is None:
-                grounding = self._locate(text)
+                grounding = self._locate(text, timings)
                 timings.update({"text_encoder" if k == "text" else k: v for k, v in grounding.timings_ms.items()})
                 warnings += [w for w in grounding.warnings if w not in warnings]
             box = check_box(grounding.box if grounding else box, image.shape, warnings)
@@ -188,10 +210,8 @@ class Pipeline:
                 warnings += cfpg.warnings
             sam_score = None
             if mode in SAM_MODES:
-                t0 = time.perf_counter()
                 target = self._sam_mask if mode == "full" else mask
-                sam_score = self._decode(box, point_xy if mode != "box" else None, target, multimask)
-                timings["sam_decoder"] = _ms(t0)
+                sam_score = self._decode(box, point_xy if mode != "box" else None, target, multimask, timings)
             mbo = None
             if mode in ("full", "classical"):
                 t0 = time.perf_counter()
@@ -204,16 +224,19 @@ class Pipeline:
                                  phrase=text, point=point_xy, point_source=point_source, sam_score=sam_score,
                                  grounding=grounding, cfpg=cfpg, mbo=mbo, timings_ms=timings, warnings=warnings)
 
-    def _decode(self, box, point, target, multimask):
+    def _decode(self, box, point, target, multimask, timings):
         if self.sam_meta is None:
             raise ComponentMissing(f"model set {self.models.path} has no SAM graphs; use mode='classical' "
                                    f"or export SAM into it ('pslg export sam --out {self.models.path}')")
+        embedding = self._embed(timings)
+        t0 = time.perf_counter()
         coords, labels = sam.encode_prompts(self._transform, boxes=box[None],
                                             points=None if point is None else point[None, None])
-        low_res, scores = self._sam_decoder(self._embedding, coords, labels)
+        low_res, scores = self._sam_decoder(embedding, coords, labels)
         keep = sam.select_masks(scores, multimask)[0]
         logits = sam.upscale_logits(low_res[0, keep], self._transform, self._full_logits, self._logits)
-        np.greater(logits, self.sam_meta["mask_threshold"], out=target)
+        np.greater(logits, self.sam_meta.mask_threshold, out=target)
+        timings["sam_decoder"] = _ms(t0)
         return float(scores[0, keep])
 
     @staticmethod

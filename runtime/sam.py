@@ -1,6 +1,7 @@
 """SAM in the runtime: SamPredictor's pre/post-processing in numpy, and the two graphs.
 
-Preprocessing is segment-anything's: resize the longest side to 1024 with
+Preprocessing is segment-anything's: resize the longest side to the model
+set's image size (1024) with
 Pillow's bilinear filter (what ``ResizeLongestSide.apply_image`` does through
 torchvision), normalise with the pixel mean/std, pad bottom/right with zeros.
 Postprocessing: bilinear (half-pixel) upsampling of the 256x256 logits to
@@ -12,9 +13,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .errors import ParameterError, PointError
+from .errors import ImageError, ParameterError, PointError
 
-IMAGE_SIZE = 1024
 LOW_RES = 256
 #: label codes of the decoder graph's points
 PAD, NEGATIVE, POSITIVE, BOX_TL, BOX_BR = -1, 0, 1, 2, 3
@@ -22,15 +22,16 @@ PAD, NEGATIVE, POSITIVE, BOX_TL, BOX_BR = -1, 0, 1, 2, 3
 
 @dataclass(frozen=True)
 class SamTransform:
-    """Original size and the resized (unpadded) size; maps coordinates between them."""
+    """Original size, the resized (unpadded) size and the square it is padded to; maps coordinates between them."""
 
     original_size: tuple
     input_size: tuple
+    size: int
 
     @classmethod
-    def for_image(cls, height, width, target=IMAGE_SIZE):
-        scale = target / max(height, width)
-        return cls((height, width), (int(height * scale + 0.5), int(width * scale + 0.5)))
+    def for_image(cls, height, width, size):
+        scale = size / max(height, width)
+        return cls((height, width), (int(height * scale + 0.5), int(width * scale + 0.5)), size)
 
     def to_input(self, xy):
         """Original-pixel (x, y) coordinates -> the 1024 input frame (float64 math, as SamPredictor)."""
@@ -40,31 +41,34 @@ class SamTransform:
         return xy
 
 
-def preprocess(image, pixel_mean, pixel_std, out=None):
-    """HxWx3 uint8 RGB -> (1x3x1024x1024 float32, SamTransform)."""
-    transform = SamTransform.for_image(*image.shape[:2])
+def preprocess(image, meta, out=None):
+    """HxWx3 uint8 RGB -> (1 x 3 x S x S float32, SamTransform), S and normalisation from ``meta`` (SamComponent)."""
+    transform = SamTransform.for_image(*image.shape[:2], meta.image_size)
     h, w = transform.input_size
+    if h < 1 or w < 1:
+        raise ImageError(f"a {image.shape[1]} x {image.shape[0]} image is too elongated for SAM: "
+                             f"resized to {meta.image_size} px, one side would be 0 pixels")
     resized = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
     if out is None:
-        out = np.empty((1, 3, IMAGE_SIZE, IMAGE_SIZE), np.float32)
+        out = np.empty((1, 3, meta.image_size, meta.image_size), np.float32)
     out[:, :, h:, :] = 0
     out[:, :, :h, w:] = 0
     chw = out[0, :, :h, :w]
     np.copyto(chw, resized.transpose(2, 0, 1), casting="unsafe")
-    chw -= np.asarray(pixel_mean, np.float32)[:, None, None]
-    chw /= np.asarray(pixel_std, np.float32)[:, None, None]
+    chw -= np.asarray(meta.pixel_mean, np.float32)[:, None, None]
+    chw /= np.asarray(meta.pixel_std, np.float32)[:, None, None]
     return out, transform
 
 
 def upscale_logits(low_res, transform, full=None, out=None):
     """One 256x256 logit map -> original-size logits, as ``Sam.postprocess_masks``.
 
-    ``full`` (1024 x 1024) and ``out`` (original size) float32 buffers are
-    written into when given, so a caller can reuse them.
+    ``full`` (S x S) and ``out`` (original size) float32 buffers are written
+    into when given, so a caller can reuse them.
     """
     h, w = transform.input_size
     oh, ow = transform.original_size
-    full = cv2.resize(low_res, (IMAGE_SIZE, IMAGE_SIZE), dst=full, interpolation=cv2.INTER_LINEAR)
+    full = cv2.resize(low_res, (transform.size, transform.size), dst=full, interpolation=cv2.INTER_LINEAR)
     return cv2.resize(full[:h, :w], (ow, oh), dst=out, interpolation=cv2.INTER_LINEAR)
 
 
@@ -102,12 +106,12 @@ class SamEncoder:
     """The image-encoder graph plus preprocessing; owns its input buffer."""
 
     def __init__(self, runner, meta):
-        self.runner, self.mean, self.std = runner, meta["pixel_mean"], meta["pixel_std"]
-        self._input = np.empty((1, 3, IMAGE_SIZE, IMAGE_SIZE), np.float32)
+        self.runner, self.meta = runner, meta
+        self._input = np.empty((1, 3, meta.image_size, meta.image_size), np.float32)
 
     def __call__(self, image):
         """Embed an RGB uint8 image; returns ``(embedding copy, SamTransform)``."""
-        tensor, transform = preprocess(image, self.mean, self.std, out=self._input)
+        tensor, transform = preprocess(image, self.meta, out=self._input)
         return self.runner.run({"image": tensor})["image_embeddings"].copy(), transform
 
 

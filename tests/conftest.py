@@ -1,8 +1,11 @@
-"""Shared fixtures: shipped data, and model sets exported once per test session."""
+"""The one fixture system: shipped data, and model sets and reference models built once per test session."""
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from tests import lqvg_support as support
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
@@ -23,7 +26,7 @@ def artifacts_dir():
 
 @pytest.fixture(scope="session")
 def sam_tiny(tmp_path_factory):
-    """A model set with SAM vit_t (seeded random weights) and the same model in PyTorch."""
+    """A model set with the small SAM test configuration (seeded random weights) and the same model in PyTorch."""
     pytest.importorskip("segment_anything")
     from pslg.export.sam import export_sam, load_sam
     out = tmp_path_factory.mktemp("sam_tiny")
@@ -35,20 +38,64 @@ def sam_tiny(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tokenizer_dir(tmp_path_factory):
     """A small RoBERTa-shaped tokenizer (roberta-base's files cannot be downloaded here)."""
-    import sys
-    sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "lqvg"))
-    from lqvg_support import make_tokenizer
-    return make_tokenizer(tmp_path_factory.mktemp("tokenizer"))
+    return support.make_tokenizer(tmp_path_factory.mktemp("tokenizer"))
 
 
 @pytest.fixture(scope="session")
 def pslg_small(tmp_path_factory, tokenizer_dir):
     """A full model set, small configurations of the real classes with seeded random weights:
-    SAM vit_t and LQVG with one RoBERTa layer (800 px, up to 12 tokens)."""
+    SAM's test configuration and LQVG with one RoBERTa layer (800 px, up to 12 tokens)."""
     pytest.importorskip("segment_anything")
     from pslg.export.lqvg.export import export_lqvg
     from pslg.export.sam import export_sam
     out = tmp_path_factory.mktemp("pslg_small")
     export_sam(out, "vit_t", random_weights=True, seed=0)
     export_lqvg(out, tokenizer_dir, random_weights=True, seed=3, image_size=800, max_tokens=12, text_layers=1)
+    return out
+
+
+@pytest.fixture(scope="session")
+def lqvg_small(tmp_path_factory, tokenizer_dir):
+    """LQVG's test configuration exported by the command line: random weights (seed 3), one RoBERTa layer, 1024 px."""
+    out = tmp_path_factory.mktemp("lqvg_small")
+    assert support.export_cli("--random-weights", "--seed", 3, "--text-layers", 1, "--max-tokens", 12,
+                              "--image-size", 1024, "--tokenizer", tokenizer_dir, "--out", out) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def lqvg_fixture():
+    """The official implementation's outputs on the seed-7 weights (see tests/fixtures/lqvg/README.md)."""
+    with np.load(support.FIXTURE) as f:
+        return {k: f[k] for k in f.files}
+
+
+@pytest.fixture(scope="session")
+def lqvg_fixture_state(lqvg_fixture):
+    """The fixture's official-layout weights as torch tensors; alias keys share one tensor."""
+    import torch
+
+    from tests.fixtures.lqvg.lqvg_weights import lqvg_weights
+    arrays = lqvg_weights(support.SPEC, seed=int(lqvg_fixture["seed"]))
+    tensors = {}
+    return {k: tensors.setdefault(id(a), torch.from_numpy(a)) for k, a in arrays.items()}
+
+
+@pytest.fixture(scope="session")
+def lqvg_fixture_model(lqvg_fixture, lqvg_fixture_state):
+    """Our LQVG at the fixture's image size with the fixture weights, strictly loaded."""
+    from pslg.export.lqvg.checkpoint import load_checkpoint_state
+    from pslg.export.lqvg.model import LQVG, Config
+    model = LQVG(Config(int(lqvg_fixture["image_size"])))
+    return load_checkpoint_state(model, lqvg_fixture_state, "fixture weights").eval()
+
+
+@pytest.fixture(scope="session")
+def lqvg_fixture_set(tmp_path_factory, lqvg_fixture, lqvg_fixture_model, tokenizer_dir):
+    """Model set exported from the fixture model with the test tokenizer (the default export path)."""
+    from pslg.export.lqvg.export import write_modelset
+    from pslg.export.lqvg.tokenizer import load_tokenizer
+    out = tmp_path_factory.mktemp("lqvg_fixture")
+    weights = {"random": False, "generated": f"tests/fixtures/lqvg/lqvg_weights.py, seed {int(lqvg_fixture['seed'])}"}
+    write_modelset(out, lqvg_fixture_model, load_tokenizer(tokenizer_dir), weights)
     return out

@@ -1,9 +1,8 @@
-"""Official LQVG checkpoints: safe reading and strict loading.
+"""Official LQVG checkpoints: strict loading with the tolerances the official files need.
 
 ``main.py`` writes ``torch.save({'model': state_dict, 'optimizer', 'lr_scheduler',
-'epoch', 'args': argparse.Namespace}, path, _use_new_zipfile_serialization=False)``.
-It is read with ``weights_only=True`` and only ``argparse.Namespace``
-allowlisted, so a file that pickles anything else is refused, not executed.
+'epoch', 'args': argparse.Namespace}, path, _use_new_zipfile_serialization=False)``;
+:func:`~pslg.export.weights.read_state_dict` reads it safely.
 
 Loading is strict: every key and shape of the official state dict must be
 there, nothing else, with three tolerances the official files need:
@@ -13,15 +12,13 @@ loader ignores them too), and the box-refinement alias: ``bbox_embed.*`` and
 ``transformer.decoder.bbox_embed.*`` are one tensor, so either copy suffices
 (both must agree when both are given).
 """
-import argparse
-import re
 from pathlib import Path
 
 import torch
 
 from pslg.runtime.errors import CheckpointError
 
-from ..weights import load_strict
+from ..weights import load_strict, read_state_dict
 
 IGNORED_KEYS = ("text_encoder.embeddings.position_ids",)
 IGNORED_SUFFIXES = ("total_ops", "total_params")
@@ -32,27 +29,10 @@ SIGNATURE_KEYS = ("transformer.level_embed", "query_embed.weight", "text_encoder
 
 
 def read_checkpoint(path):
-    """The LQVG state dict in a checkpoint file (wrapped in ``{'model': ...}`` or bare)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # torch.load raises many types for corrupt files
-        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
-        if refused:
-            raise CheckpointError(f"{path.name} pickles {refused.group(1)}, which is neither a tensor nor the training "
-                                  f"arguments; the file is refused rather than executed") from None
-        detail = re.search(r"WeightsUnpickler error:\s*(.+?)\s*(?:\n\n|$)", str(e), re.S)
-        raise CheckpointError(f"{path.name} is not a loadable PyTorch checkpoint (corrupt or truncated?): "
-                              f"{detail.group(1) if detail else str(e).strip() or type(e).__name__}") from None
-    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
-        obj = obj["model"]
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError(f"{path.name} holds no tensor state dict (nor one under 'model')")
-    check_lqvg(obj, path.name)
-    return obj
+    """The LQVG state dict of a checkpoint file (``{'model': ...}`` or bare); another model's is refused."""
+    state = read_state_dict(path)
+    check_lqvg(state, Path(path).name)
+    return state
 
 
 def _resolve_aliases(state):

@@ -28,10 +28,9 @@ def add_arguments(parser):
 
 
 def run(args):
-    manifest = export_lqvg(args.out, args.tokenizer, checkpoint=args.checkpoint, random_weights=args.random_weights,
-                           seed=args.seed, image_size=args.image_size, max_tokens=args.max_tokens,
-                           text_layers=args.text_layers, simplify=not args.no_simplify)
-    meta = manifest["components"]["lqvg"]
-    print(f"wrote LQVG ({meta['image_size']} px, up to {meta['max_tokens']} tokens) to {args.out}; "
-          f"ONNX Runtime vs PyTorch max abs diff: {meta['parity_max_abs_diff']}")
+    meta = export_lqvg(args.out, args.tokenizer, checkpoint=args.checkpoint, random_weights=args.random_weights,
+                       seed=args.seed, image_size=args.image_size, max_tokens=args.max_tokens,
+                       text_layers=args.text_layers, simplify=not args.no_simplify).lqvg
+    print(f"wrote LQVG ({meta.image_size} px, up to {meta.max_tokens} tokens) to {args.out}; "
+          f"ONNX Runtime vs PyTorch max abs diff: {meta.provenance.parity}")
     return 0

@@ -15,14 +15,15 @@ from torch import nn
 
 from pslg.runtime import grounding as rt
 from pslg.runtime import modelset
-from pslg.runtime.errors import TokenizerError, ParameterError
-from pslg.runtime.modelset import TensorSpec
+from pslg.runtime.errors import ParameterError, TokenizerError
+from pslg.runtime.modelset import LetterboxRule, LqvgComponent
+from pslg.runtime.specs import TensorSpec
 
-from .. import onnx as onnx_tools
+from ..exporter import GraphExport, export_component
+from ..weights import file_record
 from . import text
 from .checkpoint import load_checkpoint_state, read_checkpoint
 from .model import LQVG, NUM_QUERIES, Config
-from ..weights import file_record
 from .tokenizer import SPECIAL_TOKENS, load_tokenizer, standin_tokenizer
 from .transformer import D_MODEL
 
@@ -37,6 +38,8 @@ GROUNDING_OUTPUTS = (TensorSpec("pred_logits", "float32", (1, NUM_QUERIES)),
 TOLERANCES = {"text_features": 1e-4, "pred_logits": 1e-3, "pred_boxes": 1e-4}
 #: Phrase of the export-time check (any phrase does; this one is RSVG-like).
 SAMPLE_PHRASE = "the large white storage tank at the bottom left of the image"
+#: The official letterbox (util/transforms.py): INTER_AREA resize, this pad colour, ImageNet normalisation.
+LETTERBOX = LetterboxRule("area", (123.7, 116.3, 103.5), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 
 def grounding_inputs(image_size):
@@ -98,15 +101,12 @@ def build_lqvg(image_size=800, checkpoint=None, random_weights=False, seed=0, te
 def example_inputs(tokenizer, image_size, max_tokens):
     """The export-time check's inputs: a letterboxed synthetic image, the sample phrase, a full-length id row."""
     rng = np.random.default_rng(0)
-    image = rt.letterbox_image(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), image_size).tensor
-    ids = np.array([rt.truncate(tokenizer.encode(rt.caption(SAMPLE_PHRASE)).ids, max_tokens)], np.int64)
+    image = rt.letterbox_image(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), image_size, LETTERBOX).tensor
+    ids = np.array([rt.truncate(tokenizer.encode(rt.caption(SAMPLE_PHRASE)).ids, max_tokens,
+                                SPECIAL_TOKENS["</s>"])], np.int64)
     longest = rng.integers(4, tokenizer.get_vocab_size(), (1, max_tokens))
     longest[0, 0], longest[0, -1] = SPECIAL_TOKENS["<s>"], SPECIAL_TOKENS["</s>"]
     return image, ids, longest
-
-
-def _tensors(feeds, specs):
-    return tuple(torch.from_numpy(feeds[t.name]) for t in specs)
 
 
 def export_lqvg(out, tokenizer, checkpoint=None, random_weights=False, seed=0, image_size=800,
@@ -119,57 +119,30 @@ def export_lqvg(out, tokenizer, checkpoint=None, random_weights=False, seed=0, i
     check_options(image_size, max_tokens, text_layers, random_weights)
     if tokenizer is None and not random_weights:
         raise TokenizerError("--tokenizer DIR (roberta-base's tokenizer files) is needed with a checkpoint")
-    progress = onnx_tools.Progress(6)
-    with progress.step("reading the tokenizer and the weights"):
-        tok = load_tokenizer(tokenizer) if tokenizer is not None else standin_tokenizer()
-        model, weights = build_lqvg(image_size, checkpoint, random_weights, seed, text_layers)
+    tok = load_tokenizer(tokenizer) if tokenizer is not None else standin_tokenizer()
+    model, weights = build_lqvg(image_size, checkpoint, random_weights, seed, text_layers)
     source = "roberta-base files" if tokenizer is not None else "stand-in byte-level tokenizer (random weights)"
-    return write_modelset(out, model, tok, weights, max_tokens, simplify, progress, tokenizer_source=source)
+    return write_modelset(out, model, tok, weights, max_tokens, simplify, tokenizer_source=source)
 
 
-def write_modelset(out, model, tokenizer, weights, max_tokens=DEFAULT_MAX_TOKENS, simplify=True, progress=None,
+def write_modelset(out, model, tokenizer, weights, max_tokens=DEFAULT_MAX_TOKENS, simplify=True,
                    tokenizer_source="roberta-base files"):
     """Export a built :class:`LQVG` (weights described by ``weights``) with its checked ``tokenizer``."""
-    progress = progress or onnx_tools.Progress(5)
     image_size = model.config.image_size
     text_graph, grounding_graph = TextGraph(model).eval(), GroundingGraph(model).eval()
     image, ids, longest = example_inputs(tokenizer, image_size, max_tokens)
-    inputs = grounding_inputs(image_size)
     text_feeds = [{"input_ids": i, "attention_mask": np.ones_like(i)} for i in (ids, longest)]
-    with progress.step(f"running PyTorch on the check inputs ({ids.shape[1]} and {max_tokens} tokens)"), \
-            torch.no_grad():
-        text_refs = [{"text_features": text_graph(*_tensors(f, TEXT_INPUTS)).numpy()} for f in text_feeds]
-        ground_feeds = {"image": image, "text_features": text_refs[0]["text_features"],
-                        "attention_mask": text_feeds[0]["attention_mask"]}
-        logits, boxes = grounding_graph(*_tensors(ground_feeds, inputs))
-        ground_ref = {"pred_logits": logits.numpy(), "pred_boxes": boxes.numpy()}
-    parity = {}
-    with onnx_tools.staging(out, rt.COMPONENT) as tmp:
-        text_path, ground_path = (tmp / modelset.graph_file(g) for g in (rt.TEXT_GRAPH, rt.GROUNDING_GRAPH))
-        with progress.step(f"exporting {text_path.name}"):
-            onnx_tools.export_graph(text_graph, _tensors(text_feeds[0], TEXT_INPUTS), text_path,
-                                    TEXT_INPUTS, TEXT_OUTPUTS, simplify=simplify)
-        with progress.step(f"exporting {ground_path.name}"):
-            onnx_tools.export_graph(grounding_graph, _tensors(ground_feeds, inputs),
-                                    ground_path, inputs, GROUNDING_OUTPUTS, simplify=simplify)
-        with progress.step("checking both graphs against PyTorch on ONNX Runtime"):
-            diffs = [onnx_tools.check_parity(rt.TEXT_GRAPH, text_path, f, r, TOLERANCES)
-                     for f, r in zip(text_feeds, text_refs)]
-            parity[rt.TEXT_GRAPH] = {"text_features": max(d["text_features"] for d in diffs)}
-            parity[rt.GROUNDING_GRAPH] = onnx_tools.check_parity(rt.GROUNDING_GRAPH, ground_path, ground_feeds,
-                                                                 ground_ref, TOLERANCES)
-        tokenizer.save(str(tmp / modelset.TOKENIZER))
-    with progress.step("writing manifest.json"):
-        meta = {
-            "random_weights": bool(weights["random"]), "weights": weights, "image_size": image_size,
-            "max_tokens": max_tokens, "text_layers": model.config.text_layers, "num_queries": NUM_QUERIES,
-            "vocab_size": text.VOCAB_SIZE, "special_tokens": SPECIAL_TOKENS, "caption_rule": rt.CAPTION_RULE,
-            "tokenizer": tokenizer_source,
-            "letterbox": {"interpolation": "cv2.INTER_AREA", "pad_color": list(rt.PAD_COLOR),
-                          "pixel_mean": list(rt.PIXEL_MEAN), "pixel_std": list(rt.PIXEL_STD)},
-            "opset": onnx_tools.OPSET, "parity_max_abs_diff": parity, "parity_tolerances": TOLERANCES,
-            "exporter": "torch.onnx (TorchScript)", "simplified": simplify,
-            "versions": onnx_tools.versions("tokenizers"), "command": onnx_tools.command_line(),
-        }
-        return modelset.update(out, rt.COMPONENT, meta, files={"tokenizer": modelset.TOKENIZER}, graphs={
-            rt.TEXT_GRAPH: (TEXT_INPUTS, TEXT_OUTPUTS), rt.GROUNDING_GRAPH: (inputs, GROUNDING_OUTPUTS)})
+    with torch.no_grad():
+        features = text_graph(torch.from_numpy(ids), torch.from_numpy(text_feeds[0]["attention_mask"])).numpy()
+    inputs = grounding_inputs(image_size)
+    ground_feeds = {"image": image, "text_features": features, "attention_mask": text_feeds[0]["attention_mask"]}
+    graphs = [GraphExport(rt.TEXT_GRAPH, text_graph, TEXT_INPUTS, TEXT_OUTPUTS, text_feeds, TOLERANCES),
+              GraphExport(rt.GROUNDING_GRAPH, grounding_graph, inputs, GROUNDING_OUTPUTS, [ground_feeds], TOLERANCES)]
+
+    def describe(provenance):
+        return LqvgComponent(image_size, max_tokens, text.VOCAB_SIZE, model.config.text_layers, rt.CAPTION_RULE,
+                             dict(SPECIAL_TOKENS), LETTERBOX, tokenizer_source, provenance)
+
+    return export_component(out, rt.COMPONENT, graphs, describe, weights=weights, packages=("tokenizers",),
+                            files={"tokenizer": (modelset.TOKENIZER, lambda path: tokenizer.save(str(path)))},
+                            simplify=simplify)

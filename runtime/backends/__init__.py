@@ -1,45 +1,61 @@
 """Inference backends behind one small interface (see :mod:`.base`).
 
-Callers never import a backend module: they ask the model set
-(``ModelSet.open_runner``), which calls :func:`open_runner` here.
+Callers never import a backend module: they call :func:`open_runner` with
+what to run (a :class:`~pslg.runtime.specs.GraphSpec`, the
+:class:`~pslg.runtime.specs.EngineSpec` built from it if any) and one
+:class:`RunnerOptions`. Backend modules are imported only when used, so a
+model set without engines never loads TensorRT or cuda-python.
 """
 import importlib.util
+import logging
 
-from ..errors import BackendError, BackendUnavailable, ParameterError
+from ..errors import BackendError, BackendUnavailable, GraphSignatureError
+from ..specs import check_signature
+from .base import BACKENDS, Runner, RunnerOptions
 
-NAMES = ("onnxruntime", "tensorrt")
+__all__ = ["BACKENDS", "Runner", "RunnerOptions", "open_runner"]
 
-
-def tensorrt_available():
-    """True when a TensorRT Python package (full or lean) is importable."""
-    return any(importlib.util.find_spec(m) is not None for m in ("tensorrt", "tensorrt_lean"))
-
-
-def choose(modelset, graph, backend):
-    """The backend that will run ``graph``: ``auto`` prefers a TensorRT engine that loads."""
-    if backend not in NAMES + ("auto",):
-        raise ParameterError(f"unknown backend {backend!r}; choose one of auto, {', '.join(NAMES)}")
-    if backend == "auto":
-        return "tensorrt" if modelset.engine(graph) and tensorrt_available() else "onnxruntime"
-    return backend
+log = logging.getLogger(__name__)
 
 
-def open_runner(modelset, spec, backend="auto", device="auto", **options):
-    """Open the runner for one graph of a model set.
+def _checked(runner, spec):
+    """The runner, once the graph it loaded matches the declared signature (closed and refused otherwise)."""
+    try:
+        check_signature(spec, runner.describe())
+    except GraphSignatureError:
+        runner.close()
+        raise
+    return runner
 
-    ``auto`` takes the TensorRT engine when one is listed and loads on this
-    device, and otherwise ONNX Runtime (saying why in a warning).
-    """
-    if choose(modelset, spec.name, backend) == "tensorrt":
-        from .tensorrt import open_tensorrt_runner, warn_fallback
-        try:
-            return open_tensorrt_runner(modelset, spec, device=device, **options)
-        except BackendError as e:
-            if backend != "auto":
-                raise
-            warn_fallback(spec.name, e)
-        device = "auto" if str(device).startswith("cuda") else device
+
+def _ort_runner(spec, options):
     if importlib.util.find_spec("onnxruntime") is None:
         raise BackendUnavailable("onnxruntime is not installed: pip install onnxruntime (or onnxruntime-gpu)")
     from .onnxruntime import OrtRunner
-    return OrtRunner(spec, device=device, **options)
+    if options.backend == "auto" and options.kind in ("cuda", "trt-ep"):
+        try:
+            return OrtRunner(spec, options.device, options.threads)
+        except BackendUnavailable as e:
+            log.warning("%s: %s; running on the CPU", spec.name, e.message)
+            return OrtRunner(spec, "cpu", options.threads)
+    return OrtRunner(spec, options.device, options.threads)
+
+
+def open_runner(spec, options=None, engine=None) -> Runner:
+    """Open the runner for one graph and check its signature.
+
+    ``auto`` takes ``engine`` (a TensorRT engine of ``spec``) when there is
+    one and it loads on this device (the device named by ``options``, GPU 0
+    for ``auto``), and otherwise ONNX Runtime on the same device, with a
+    warning that says why. ``tensorrt`` never falls back.
+    """
+    options = options or RunnerOptions()
+    if options.backend == "tensorrt" or (options.backend == "auto" and engine is not None and options.kind != "cpu"):
+        try:
+            from .tensorrt import open_engine
+            return _checked(open_engine(spec, engine, options), spec)
+        except (BackendError, GraphSignatureError) as e:
+            if options.backend == "tensorrt":
+                raise
+            log.warning("%s: TensorRT engine not used (%s); running on ONNX Runtime", spec.name, e.message)
+    return _checked(_ort_runner(spec, options), spec)

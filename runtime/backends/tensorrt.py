@@ -8,13 +8,12 @@ follows (TensorRT 10 Python API; cuda-python's ``cuda.bindings.runtime``).
 """
 import ctypes
 import importlib
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import BackendRuntimeError, BackendUnavailable, EngineIncompatible, ModelFileError, ProfileError
-from ..modelset import TensorSpec
+from ..errors import BackendRuntimeError, BackendUnavailable, EngineIncompatible, ProfileError
+from ..specs import TensorSpec
 from .base import Runner
 
 INSTALL_HINT = ("TensorRT is not installed. On Jetson it comes with JetPack (python3-libnvinfer, or the "
@@ -54,26 +53,26 @@ class DeviceInfo:
     compute_capability: str
 
 
-def compatibility_problems(entry, device, onnx_sha256):
-    """Why the engine described by a manifest ``entry`` cannot run here (empty list: it can).
+def compatibility_problems(engine, device, onnx_sha256):
+    """Why ``engine`` (an EngineSpec) cannot run here (empty list: it can).
 
     Plain engines need the same TensorRT version; version-compatible ones a
     runtime of the same major version, not older than the builder. Both need
     the same compute capability and must come from the graph now in the set.
     """
     problems = []
-    built, here = entry["tensorrt_version"], device.tensorrt_version
-    if entry.get("version_compatible"):
+    built, here = engine.tensorrt_version, device.tensorrt_version
+    if engine.version_compatible:
         b, h = _version_tuple(built), _version_tuple(here)
         if b[0] != h[0] or h < b:
             problems.append(f"version-compatible engine from TensorRT {built} needs a TensorRT {b[0]}.x runtime "
                             f">= {built}, this is {here}")
     elif built != here:
         problems.append(f"built with TensorRT {built}, this is TensorRT {here}")
-    if entry["gpu"]["compute_capability"] != device.compute_capability:
-        problems.append(f"built for {entry['gpu']['name']} (compute capability {entry['gpu']['compute_capability']}), "
+    if engine.compute_capability != device.compute_capability:
+        problems.append(f"built for {engine.gpu_name} (compute capability {engine.compute_capability}), "
                         f"this GPU is {device.gpu_name} ({device.compute_capability})")
-    if entry["onnx_sha256"] != onnx_sha256:
+    if engine.onnx_sha256 != onnx_sha256:
         problems.append("the ONNX graph changed since the engine was built (sha256 differs)")
     return problems
 
@@ -82,22 +81,26 @@ def _version_tuple(version):
     return tuple(int(p) for p in version.split(".")[:3] if p.isdigit())
 
 
-def check_compatible(graph, entry, device, onnx_sha256):
+def rebuild_hint(engine):
+    return f"pslg build --models {engine.models_dir} --graphs {engine.graph}"
+
+
+def check_compatible(engine, device, onnx_sha256):
     """Raise EngineIncompatible, saying how to rebuild, unless the engine fits this device."""
-    problems = compatibility_problems(entry, device, onnx_sha256)
+    problems = compatibility_problems(engine, device, onnx_sha256)
     if problems:
-        raise EngineIncompatible(f"engine {entry['file']} for {graph} cannot run here: {'; '.join(problems)}. "
-                                 f"Rebuild it on this device: pslg build --models DIR --graphs {graph}")
+        raise EngineIncompatible(f"engine {engine.path.name} for {engine.graph} cannot run here: "
+                                 f"{'; '.join(problems)}. Rebuild it on this device: {rebuild_hint(engine)}")
 
 
 def check_profile(feeds, profile):
     """Refuse inputs whose shape lies outside the engine's optimization profile (before TensorRT sees them)."""
     for name, ranges in profile.items():
         shape = feeds[name].shape
-        lo, hi = ranges["min"], ranges["max"]
-        if len(shape) != len(lo) or any(not a <= s <= b for s, a, b in zip(shape, lo, hi)):
+        if not ranges.contains(shape):
             raise ProfileError(f"input '{name}' has shape {list(shape)}, outside the engine's profile "
-                               f"{lo}..{hi}; rebuild with a wider profile (pslg build --max-prompts/--max-points)")
+                               f"{list(ranges.min)}..{list(ranges.max)}; rebuild with a wider profile "
+                               f"(pslg build --max-prompts/--max-points)")
 
 
 @dataclass(frozen=True)
@@ -136,15 +139,20 @@ class TensorRTRunner(Runner):
 
     backend = "tensorrt"
 
-    def __init__(self, spec, engine_path, profile, cuda_graph=False):
+    def __init__(self, spec, engine, gpu=0, cuda_graph=False):
         super().__init__(spec)
         self.trt, self.cudart = import_tensorrt(), import_cudart()
-        self.profile = profile
+        self.profile = engine.profile
         self.cuda_graph = cuda_graph
+        self.gpu = gpu
         self._plans = {}
-        self.engine = _trt_deserialize_cuda_engine(self.trt, engine_path)
+        self.engine = _trt_deserialize_cuda_engine(self.trt, engine)
         self.context = _trt_create_execution_context(self.engine)
         self.stream = _cuda_stream_create(self.cudart)
+
+    @property
+    def device(self):
+        return f"cuda:{self.gpu}"
 
     def _describe(self):
         return _trt_io_tensors(self.trt, self.engine)
@@ -187,15 +195,19 @@ class TensorRTRunner(Runner):
         return {name: alloc["host"][name] for name in outputs}
 
     def close(self):
+        """Free every buffer, graph exec and the stream; CUDA errors while freeing are raised, not ignored."""
         if not self.closed:
-            for alloc in self._plans.values():
+            self.closed = True
+            plans, self._plans = self._plans, {}
+            for alloc in plans.values():
+                if alloc["graph"] is not None:
+                    _cuda_check(self.cudart.cudaGraphExecDestroy(alloc["graph"]))
                 for ptr in alloc["device"].values():
-                    self.cudart.cudaFree(ptr)
+                    _cuda_check(self.cudart.cudaFree(ptr))
                 for arr in alloc["host"].values():
-                    self.cudart.cudaFreeHost(arr.ctypes.data)
-            self._plans.clear()
+                    _cuda_check(self.cudart.cudaFreeHost(arr.ctypes.data))
             self.context = self.engine = None
-        super().close()
+            _cuda_check(self.cudart.cudaStreamDestroy(self.stream))
 
 
 def device_info(trt=None, cudart=None, device=0):
@@ -206,33 +218,32 @@ def device_info(trt=None, cudart=None, device=0):
     return DeviceInfo(trt.__version__, name.strip("\x00 "), f"{props.major}.{props.minor}")
 
 
-def open_tensorrt_runner(modelset, spec, device="auto", cuda_graph=False, **_options):
-    """Check the manifest's engine entry against this device, then load it."""
+def open_engine(spec, engine, options):
+    """Check ``engine`` (the EngineSpec built from ``spec``) against this device, then load it."""
     trt, cudart = import_tensorrt(), import_cudart()
-    entry = modelset.engine(spec.name)
-    if entry is None:
-        raise EngineIncompatible(f"model set {modelset.path} has no TensorRT engine for {spec.name}: "
-                                 f"run 'pslg build --models {modelset.path}' on this device")
-    index = int(str(device).partition(":")[2] or 0)
+    if engine is None:
+        raise EngineIncompatible(f"model set {spec.path.parent} has no TensorRT engine for {spec.name}: "
+                                 f"run 'pslg build --models {spec.path.parent}' on this device")
     # modelset.open verified the graph against its recorded hash: compare that, do not hash the file again
-    recorded = modelset.manifest["graphs"][spec.name]["sha256"]
-    check_compatible(spec.name, entry, device_info(trt, cudart, index), recorded)
-    _cuda_set_device(cudart, index)
-    return TensorRTRunner(spec, modelset.path / entry["file"], entry["profile"], cuda_graph=cuda_graph)
+    check_compatible(engine, device_info(trt, cudart, options.gpu_index), spec.sha256)
+    _cuda_set_device(cudart, options.gpu_index)
+    return TensorRTRunner(spec, engine, options.gpu_index, cuda_graph=options.cuda_graph)
 
 
 # ---------------------------------------------------------------- thin wrappers around TensorRT and CUDA
 
-def _trt_deserialize_cuda_engine(trt, path):
+def _trt_deserialize_cuda_engine(trt, engine):
     # Python API > Core > Runtime: IRuntime.deserialize_cuda_engine; developer guide "Version Compatibility":
-    # engine_host_code_allowed must be set for version-compatible plans that embed the lean runtime.
+    # engine_host_code_allowed is set only for version-compatible plans that embed the lean runtime.
     runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-    runtime.engine_host_code_allowed = True
-    with open(path, "rb") as f:
-        engine = runtime.deserialize_cuda_engine(f.read())
-    if engine is None:
-        raise ModelFileError(f"TensorRT could not deserialize {path} (corrupt, or built by another version)")
-    return engine
+    if engine.lean_runtime_embedded:
+        runtime.engine_host_code_allowed = True
+    with open(engine.path, "rb") as f:
+        plan = runtime.deserialize_cuda_engine(f.read())
+    if plan is None:
+        raise EngineIncompatible(f"TensorRT could not deserialize {engine.path} (corrupt, or built by another "
+                                 f"version); rebuild it: {rebuild_hint(engine)}")
+    return plan
 
 
 def _trt_create_execution_context(engine):
@@ -328,15 +339,13 @@ def _cuda_capture_graph(cudart, stream, enqueue):
         enqueue()
     finally:
         graph = _cuda_check(cudart.cudaStreamEndCapture(stream))
-    return _cuda_check(cudart.cudaGraphInstantiate(graph, 0))
+    try:
+        return _cuda_check(cudart.cudaGraphInstantiate(graph, 0))
+    finally:
+        _cuda_check(cudart.cudaGraphDestroy(graph))
 
 
 def _cuda_graph_launch(cudart, graph_exec, stream):
     # cuda-python runtime API: cudaGraphLaunch
     _cuda_check(cudart.cudaGraphLaunch(graph_exec, stream))
 
-
-def warn_fallback(graph, error):
-    """``auto`` backend: say why TensorRT was passed over for ONNX Runtime."""
-    warnings.warn(f"{graph}: TensorRT engine not used ({error}); running on ONNX Runtime", RuntimeWarning,
-                  stacklevel=3)

@@ -1,4 +1,4 @@
-"""``pslg verify``: run every graph on a backend and on ONNX Runtime fp32 (CPU) with the same inputs.
+"""Compare a backend with ONNX Runtime fp32 (CPU) on every graph of a model set, with the same inputs.
 
 Downstream graphs get the reference's outputs as inputs, so each graph is
 judged on its own. Prints per-output max/mean absolute differences and, for
@@ -8,18 +8,19 @@ import json
 
 import numpy as np
 
-from .. import modelset, sam
+from .. import backends, modelset, sam
+from ..backends import RunnerOptions
 from ..errors import ParityError
+from ..files import output_file, write_text
 from ..image import load_image
+from .options import add_models, add_runner, runner_options
 
-REFERENCE = {"backend": "onnxruntime", "device": "cpu"}
+REFERENCE = RunnerOptions("onnxruntime", "cpu")
 
 
 def add_arguments(parser):
-    parser.add_argument("--models", required=True, help="model-set folder")
-    parser.add_argument("--backend", default="tensorrt", choices=("onnxruntime", "tensorrt"),
-                        help="the backend to check against ONNX Runtime fp32 on the CPU")
-    parser.add_argument("--device", default="auto", help="device of the checked backend")
+    add_models(parser)
+    add_runner(parser, backends=("onnxruntime", "tensorrt"), default="tensorrt")
     parser.add_argument("--image", help="image to feed (default: a seeded synthetic image)")
     parser.add_argument("--text", default="the white boat at the end of the pier", help="phrase for LQVG graphs")
     parser.add_argument("--min-iou", type=float, default=0.99, help="fail when a mask IoU is below this")
@@ -38,8 +39,7 @@ def synthetic_image(height=720, width=1280, seed=0):
 def graph_feeds(models, image, text, reference):
     """Yield ``(graph, feeds)`` in call order, feeding each graph the reference's upstream outputs."""
     if models.has("sam"):
-        meta = models.component("sam")
-        tensor, transform = sam.preprocess(image, meta["pixel_mean"], meta["pixel_std"])
+        tensor, transform = sam.preprocess(image, models.sam)
         yield "sam_encoder", {"image": tensor}
         embedding = reference("sam_encoder")["image_embeddings"].copy()
         h, w = image.shape[:2]
@@ -52,12 +52,12 @@ def graph_feeds(models, image, text, reference):
         from tokenizers import Tokenizer
 
         from .. import grounding
-        meta = models.component("lqvg")
+        meta = models.lqvg
         ids = Tokenizer.from_file(str(models.file("tokenizer"))).encode(grounding.caption(text)).ids
-        ids = np.array([grounding.truncate(ids, int(meta["max_tokens"]))], np.int64)
+        ids = np.array([grounding.truncate(ids, meta.max_tokens, meta.eos_id)], np.int64)
         mask = np.ones_like(ids)
         yield "lqvg_text", {"input_ids": ids, "attention_mask": mask}
-        yield "lqvg_grounding", {"image": grounding.letterbox_image(image, int(meta["image_size"])).tensor,
+        yield "lqvg_grounding", {"image": grounding.letterbox_image(image, meta.image_size, meta.letterbox).tensor,
                                  "text_features": reference("lqvg_text")["text_features"].copy(),
                                  "attention_mask": mask}
 
@@ -78,16 +78,16 @@ def compare(graph, ref, got):
     return report
 
 
-def verify(models, backend, device, image, text):
-    """``{graph: {output: stats}}`` of ``backend`` against ONNX Runtime fp32 on the CPU."""
+def verify(models, options, image, text):
+    """``{graph: {output: stats}}`` of the runners ``options`` names against ONNX Runtime fp32 on the CPU."""
     runners = {}
     outputs = {}
 
     def runner(graph, which):
         key = (graph, which)
         if key not in runners:
-            opts = REFERENCE if which == "reference" else {"backend": backend, "device": device}
-            runners[key] = models.open_runner(graph, **opts)
+            runners[key] = backends.open_runner(models.graph(graph), REFERENCE if which == "reference" else options,
+                                                models.engine(graph))
         return runners[key]
 
     def reference(graph):
@@ -106,16 +106,18 @@ def verify(models, backend, device, image, text):
 
 
 def run(args):
+    report_path = output_file(args.json) if args.json else None
     models = modelset.open(args.models)
     image = load_image(args.image) if args.image else synthetic_image()
-    report = verify(models, args.backend, args.device, image, args.text)
+    options = runner_options(args)
+    report = verify(models, options, image, args.text)
     for graph, outs in report.items():
         for name, s in outs.items():
             iou = f"  mask IoU >= {s['mask_iou_min']:.4f}" if "mask_iou_min" in s else ""
             print(f"{graph:16s} {name:18s} max |diff| {s['max_abs_diff']:.3e}  mean {s['mean_abs_diff']:.3e}{iou}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"backend": args.backend, "device": args.device, "graphs": report}, f, indent=2)
+    if report_path:
+        write_text(report_path, json.dumps({"backend": options.backend, "device": options.device,
+                                          "models": models.summary(), "graphs": report}, indent=2) + "\n")
     worst = min((s["mask_iou_min"] for o in report.values() for s in o.values() if "mask_iou_min" in s), default=1.0)
     if worst < args.min_iou:
         raise ParityError(f"{args.backend} masks differ from ONNX Runtime fp32: IoU {worst:.4f} < {args.min_iou}")

@@ -1,18 +1,17 @@
 """``pslg eval``: hand-computed metrics reproduced, resuming after a crash, oddities reported, bad input refused."""
-import io
 import json
 import math
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from rrsisd_fixture import NATIVE, P480, PREDICTIONS, REFS, build_rrsisd, write_predictions
 
-from pslg.benchmarks.evaluate import Progress, ResultStore, evaluate_pipeline
+from pslg.benchmarks.evaluate import ResultStore, evaluate_pipeline
 from pslg.benchmarks.rrsisd import INSTANCES, load_split
 from pslg.runtime.cli import main
 from pslg.runtime.errors import DatasetError, ModelSetNotFound, ParameterError
 from pslg.runtime.image import load_image
+from .rrsisd_fixture import NATIVE, P480, PREDICTIONS, REFS, build_rrsisd, write_predictions
 
 PHRASE_TO_SENT = {phrase: sent_id for *_, sentences in REFS.values() for sent_id, phrase in sentences}
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
@@ -81,7 +80,8 @@ def test_a_ground_truth_that_cannot_be_decoded_is_excluded_and_reported(tmp_path
     assert (result["scored"], result["excluded"]) == (6, 2)
     _assert_metrics(result["overall"], _expected([row for k, row in NATIVE.items() if k != 103]))
     problems = {p["sent_id"]: p["problems"] for p in result["problems"]}
-    assert problems[103] == ["excluded from the metrics: RLE runs cover 1 pixels, its size 48x48 has 2304"]
+    assert problems[103] == ["excluded from the metrics: RLE runs do not cover its size 48x48 exactly (corrupt or "
+                             "truncated counts)"]
 
 
 def test_limit_then_full_run_resumes_without_redoing_samples(tmp_path):
@@ -171,14 +171,16 @@ def test_a_work_file_with_a_broken_line_is_refused(tmp_path):
         ResultStore(tmp_path, {"split": "test"})
 
 
-def test_progress_shows_done_total_rate_and_eta():
-    stream = io.StringIO()
-    progress = Progress(4, done=1, stream=stream, every_s=0.0)
-    for _ in range(3):
-        progress.advance()
-    progress.close()
-    last = stream.getvalue().split("\r")[-1]
-    assert last.startswith("eval 4/4") and "samples/s" in last and "ETA 0:00" in last and last.endswith("\n")
+def test_a_work_file_of_another_run_is_refused(tmp_path):
+    """The file name carries a hash of the settings; a file whose header names other settings is not resumed."""
+    with ResultStore(tmp_path, {"split": "test", "mode": "box"}) as store:
+        store.add({"sent_id": 1, "I": 1, "U": 2})
+    other = {"split": "test", "mode": "full"}
+    with ResultStore(tmp_path, other) as fresh:   # other settings: another file, nothing resumed
+        assert fresh.path != store.path and fresh.records == {}
+    fresh.path.write_text(store.path.read_text())  # a header that does not match its name
+    with pytest.raises(ParameterError, match="is not the work file of this run"):
+        ResultStore(tmp_path, other)
 
 
 @pytest.mark.parametrize("case, error", [

@@ -1,21 +1,17 @@
 """``python -m pslg.benchmarks.grounding``: ONNX Runtime vs PyTorch on the same weights and input, per graph."""
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "lqvg"))
-import lqvg_support as support  # noqa: E402
-
-from pslg.benchmarks import grounding as bench  # noqa: E402
-from pslg.runtime.errors import ParameterError  # noqa: E402
+from pslg.benchmarks import grounding as bench
+from pslg.runtime.errors import ParameterError
+from tests.lqvg_support import DATA
 
 
 @pytest.mark.slow
-def test_benchmark_reports_both_engines_per_graph(tmp_path, capsys):
+def test_benchmark_reports_both_engines_per_graph(tmp_path, capsys, lqvg_small):
     report_file = tmp_path / "report.json"
-    code = bench.main(["--models", str(support.small_modelset(1024)), "--image", str(support.DATA / "marina.png"),
+    code = bench.main(["--models", str(lqvg_small), "--image", str(DATA / "marina.png"),
                        "--text", "two ships docked near the bridge",
                        "--runs", "1", "--warmup", "0", "--json", str(report_file)])
     assert code == 0

@@ -12,7 +12,7 @@ def test_bench_prints_table_and_writes_json(pslg_small, data_dir, tmp_path, caps
     report = json.loads(out.read_text())
     assert len(report["runs"]) == 2 and report["total_p50_ratio"] > 0
     run = next(iter(report["runs"].values()))
-    assert set(run["stages"]) == {"tokenise", "text_encoder", "grounding", "sam_encoder", "sam_decoder", "cfpg",
+    assert set(run["stages"]) == {"letterbox", "tokenise", "text_encoder", "grounding", "sam_encoder", "sam_decoder", "cfpg",
                                   "mbo", "total"}
     assert all(s["n"] == 3 and s["p50"] <= s["p90"] <= s["p99"] for s in run["stages"].values())
     assert run["cold_start"]["first_query_ms"] > 0 and run["peak_rss_mb"] > 0

@@ -1,18 +1,14 @@
 """Strict, safe loading of official LQVG checkpoints into our model (spec: lqvg_state_dict.tsv)."""
 import argparse
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "lqvg"))
-import lqvg_support as support  # noqa: E402
-from lqvg_weights import read_spec  # noqa: E402
-
-from pslg.export.lqvg.checkpoint import load_checkpoint_state, read_checkpoint  # noqa: E402
-from pslg.export.lqvg.model import LQVG, Config  # noqa: E402
-from pslg.runtime.errors import CheckpointError  # noqa: E402
+from pslg.export.lqvg.checkpoint import load_checkpoint_state, read_checkpoint
+from pslg.export.lqvg.model import LQVG, Config
+from pslg.runtime.errors import CheckpointError
+from tests import lqvg_support as support
+from tests.fixtures.lqvg.lqvg_weights import read_spec
 
 SPEC = read_spec(support.SPEC)
 POSITION_IDS = "text_encoder.embeddings.position_ids"

@@ -1,31 +1,27 @@
 """``pslg export lqvg``: the 1024 px model set exports and runs; bad input stops it before anything is written."""
 import re
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "lqvg"))
-import lqvg_support as support  # noqa: E402
-
-from pslg.export.lqvg.export import TOLERANCES  # noqa: E402
-from pslg.runtime import cli, modelset  # noqa: E402
-from pslg.runtime.errors import CheckpointError, ParameterError, TokenizerError  # noqa: E402
-from pslg.runtime.grounding import Grounder  # noqa: E402
-from pslg.runtime.image import load_image  # noqa: E402
+from pslg.export.lqvg.export import TOLERANCES
+from pslg.runtime import RunnerOptions, cli, modelset
+from pslg.runtime.errors import CheckpointError, ParameterError, TokenizerError
+from pslg.runtime.grounding import CAPTION_RULE, Grounder
+from pslg.runtime.image import load_image
+from tests import lqvg_support as support
 
 
 @pytest.mark.slow
-def test_export_at_1024_and_run():
-    out = support.small_modelset(1024)
-    models = modelset.open(out)
+def test_export_at_1024_and_run(lqvg_small):
+    models = modelset.open(lqvg_small)
     meta = models.component("lqvg")
-    assert (meta["image_size"], meta["max_tokens"], meta["text_layers"]) == (1024, 12, 1)
-    assert meta["random_weights"] is True and meta["weights"] == {"random": True, "seed": 3}
-    assert meta["caption_rule"] and meta["versions"]["torch"] and meta["command"]
-    for graph, diffs in meta["parity_max_abs_diff"].items():
+    assert (meta.image_size, meta.max_tokens, meta.text_layers) == (1024, 12, 1)
+    assert meta.provenance.random_weights and meta.provenance.weights == {"random": True, "seed": 3}
+    assert meta.caption_rule == CAPTION_RULE and meta.provenance.versions["torch"] and meta.provenance.command
+    assert meta.eos_id == 2 and meta.letterbox.interpolation == "area"
+    for graph, diffs in meta.provenance.parity.items():
         assert all(d <= TOLERANCES[k] for k, d in diffs.items()), graph
     text, grounding = models.graph("lqvg_text"), models.graph("lqvg_grounding")
     assert [t.shape for t in text.inputs] == [(1, "tokens"), (1, "tokens")]
@@ -33,7 +29,7 @@ def test_export_at_1024_and_run():
     assert [t.shape for t in grounding.outputs] == [(1, 10), (1, 10, 4)]
     assert models.file("tokenizer").name == "tokenizer.json"
     assert any("RANDOM weights" in w for w in models.warnings)
-    with Grounder(models, device="cpu") as grounder:
+    with Grounder(models, RunnerOptions(device="cpu")) as grounder:
         result = grounder.locate(load_image(support.DATA / "marina.png"), "two ships docked near the bridge")
     assert result.logits.shape == (10,) and np.isfinite(result.box).all()
     assert any("RANDOM weights" in w for w in result.warnings)
@@ -59,11 +55,12 @@ def checkpoints(tmp_path_factory):
     (["--random-weights", "--tokenizer", "{ckpt}"], TokenizerError, "holds neither tokenizer.json"),
     (["--random-weights", "--tokenizer", "{ckpt}/absent"], TokenizerError, "does not exist"),
 ])
-def test_bad_input_is_refused_before_anything_is_written(tmp_path, checkpoints, capsys, args, error, message):
+def test_bad_input_is_refused_before_anything_is_written(tmp_path, checkpoints, capsys, args, error, message,
+                                                         tokenizer_dir):
     out = tmp_path / "set"
     argv = [a.format(ckpt=checkpoints) for a in args]
     if "--tokenizer" not in argv:
-        argv += ["--tokenizer", str(support.tokenizer_dir())]
+        argv += ["--tokenizer", str(tokenizer_dir)]
     assert cli.main(["export", "lqvg", *argv, "--out", str(out)]) == error.code
     assert f"pslg export: error: {error.__name__}" in capsys.readouterr().err
     with pytest.raises(error, match=re.escape(message)):

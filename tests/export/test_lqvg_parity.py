@@ -4,30 +4,27 @@ Tolerances from the fixture's README: boxes of all ten queries 1e-4, logits
 1e-3, the box in original pixels 0.5 px. Both our PyTorch model and our
 runtime on the exported ONNX graphs are checked.
 """
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "lqvg"))
-import lqvg_support as support  # noqa: E402
-
-from pslg.runtime.grounding import Grounder, letterbox_image  # noqa: E402
-from pslg.runtime.image import load_image  # noqa: E402
+from pslg.export.lqvg.export import LETTERBOX
+from pslg.runtime import RunnerOptions
+from pslg.runtime.grounding import Grounder, letterbox_image
+from pslg.runtime.image import load_image
+from tests.lqvg_support import DATA
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def fx():
-    return support.fixture()
+def fx(lqvg_fixture):
+    return lqvg_fixture
 
 
 @pytest.fixture(scope="module")
 def prepared(fx):
-    return letterbox_image(load_image(support.DATA / str(fx["image_file"])), int(fx["image_size"]))
+    return letterbox_image(load_image(DATA / str(fx["image_file"])), int(fx["image_size"]), LETTERBOX)
 
 
 def test_preprocessing_reproduces_the_official_letterbox(fx, prepared):
@@ -36,8 +33,8 @@ def test_preprocessing_reproduces_the_official_letterbox(fx, prepared):
     assert (box.ratio, box.dw, box.dh) == (fx["letterbox_ratio"], fx["letterbox_dw"], fx["letterbox_dh"])
 
 
-def test_pytorch_model_matches_official(fx, prepared):
-    model = support.fixture_model()
+def test_pytorch_model_matches_official(fx, prepared, lqvg_fixture_model):
+    model = lqvg_fixture_model
     ids, mask = torch.from_numpy(fx["input_ids"]), torch.from_numpy(fx["attention_mask"])
     seen = {}
     hooks = [model.text_encoder.register_forward_hook(lambda m, i, o: seen.setdefault("text", o)),
@@ -54,9 +51,9 @@ def test_pytorch_model_matches_official(fx, prepared):
     assert np.abs(logits.numpy() - fx["pred_logits"].reshape(1, 10)).max() < 1e-3
 
 
-def test_runtime_on_exported_onnx_matches_official(fx, prepared):
-    with Grounder(support.fixture_modelset(), device="cpu") as grounder:
-        result = grounder.locate_tokens(load_image(support.DATA / str(fx["image_file"])), fx["input_ids"],
+def test_runtime_on_exported_onnx_matches_official(fx, prepared, lqvg_fixture_set):
+    with Grounder(lqvg_fixture_set, RunnerOptions(device="cpu")) as grounder:
+        result = grounder.locate_tokens(load_image(DATA / str(fx["image_file"])), fx["input_ids"],
                                         fx["attention_mask"])
         again = grounder.locate_tokens(prepared, fx["input_ids"][0])
     assert np.abs(result.boxes_cxcywh - fx["pred_boxes"].reshape(10, 4)).max() < 1e-4

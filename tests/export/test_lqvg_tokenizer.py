@@ -1,16 +1,12 @@
 """The tokenizer folder: both layouts give RoBERTa's ids; anything else is refused by name."""
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "lqvg"))
-import lqvg_support as support  # noqa: E402
-
-from pslg.export.lqvg.tokenizer import load_tokenizer  # noqa: E402
-from pslg.runtime.errors import TokenizerError  # noqa: E402
-from pslg.runtime.grounding import caption  # noqa: E402
+from pslg.export.lqvg.tokenizer import load_tokenizer
+from pslg.runtime.errors import TokenizerError
+from pslg.runtime.grounding import caption
+from tests import lqvg_support as support
 
 PHRASES = ["The large white storage tank at the bottom left", "two ships docked, near the bridge!",
            "  an  AIRPLANE\tin the middle  "]

@@ -9,6 +9,7 @@ from pslg.export.sam import export_sam, load_sam
 from pslg.runtime import modelset
 from pslg.runtime.cli import main
 from pslg.runtime.errors import CheckpointError, ParameterError
+from tests.runner_options import CPU
 
 pytest.importorskip("segment_anything")
 
@@ -24,23 +25,23 @@ def tiny_checkpoint(tmp_path_factory):
 
 def test_manifest_records_random_weights_and_signatures(sam_tiny):
     manifest = json.loads((sam_tiny[0] / "manifest.json").read_text())
-    meta = manifest["components"]["sam"]
-    assert meta["random_weights"] is True and meta["weights"] == {"random": True, "seed": 0}
-    assert meta["opset"] >= 17
+    meta = modelset.open(sam_tiny[0]).sam
+    assert meta.provenance.random_weights and meta.provenance.weights == {"random": True, "seed": 0}
+    assert meta.provenance.opset >= 17 and meta.family == "sam" and meta.image_size == 1024
     dec = manifest["graphs"]["sam_decoder"]
     assert [i["name"] for i in dec["inputs"]] == ["image_embeddings", "point_coords", "point_labels",
                                                   "mask_input", "has_mask_input"]
     assert dec["inputs"][1]["shape"] == ["prompts", "points", 2]
     assert dec["outputs"][0]["shape"] == ["prompts", 4, 256, 256]
-    assert all(d <= 1e-3 for g in meta["parity_max_abs_diff"].values() for d in g.values())
+    assert all(d <= 1e-3 for g in meta.provenance.parity.values() for d in g.values())
     assert modelset.sha256(sam_tiny[0] / "sam_encoder.onnx") == manifest["graphs"]["sam_encoder"]["sha256"]
 
 
-def test_random_weights_warn_when_opened(sam_tiny, tmp_path):
+def test_random_weights_warn_when_opened(sam_tiny, tmp_path, caplog):
     import shutil
     copy = shutil.copytree(sam_tiny[0], tmp_path / "copy")
-    with pytest.warns(modelset.RandomWeightsWarning, match="RANDOM weights"):
-        models = modelset.open(copy)
+    models = modelset.open(copy)
+    assert "RANDOM weights" in caplog.text
     assert models.random_weights and models.warnings
 
 
@@ -122,17 +123,31 @@ def test_vit_b_export_matches_pytorch(tmp_path, data_dir):
 
     from pslg.runtime.image import load_image
     from pslg.runtime.pipeline import Pipeline
-    manifest = export_sam(tmp_path, "vit_b", random_weights=True, seed=1)
-    assert manifest["components"]["sam"]["model_type"] == "vit_b"
+    assert export_sam(tmp_path, "vit_b", random_weights=True, seed=1).sam.model_type == "vit_b"
     model, _ = load_sam("vit_b", random_weights=True, seed=1)
     image = load_image(data_dir / "osbs_029.png")
     predictor = SamPredictor(model)
     predictor.set_image(image)
     box = np.array([150.0, 160.0, 230.0, 250.0])
     ref, _, _ = predictor.predict(box=box, multimask_output=False)
-    with Pipeline.open(tmp_path, device="cpu") as p:
+    with Pipeline.open(tmp_path, CPU) as p:
         p.set_image(image)
-        assert np.abs(p._embedding - predictor.features.numpy()).max() <= 1e-3
         ours = p.segment(box=box, mode="box").mask
+        assert np.abs(p._embedding - predictor.features.numpy()).max() <= 1e-3
     union = np.logical_or(ours, ref[0]).sum()
     assert union and np.logical_and(ours, ref[0]).sum() / union >= 0.99
+
+
+def test_a_failed_export_leaves_the_model_set_as_it_was(sam_tiny, tmp_path, monkeypatch):
+    """The decoder's parity check fails after both graphs were exported: nothing lands, the old set still opens."""
+    import shutil
+
+    from pslg.export import sam as sam_export
+    from pslg.runtime.errors import ParityError
+    copy = shutil.copytree(sam_tiny[0], tmp_path / "set")
+    before = {p.name: modelset.sha256(p) for p in copy.iterdir()}
+    monkeypatch.setattr(sam_export, "TOLERANCES", dict(sam_export.TOLERANCES, iou_predictions=0.0))
+    with pytest.raises(ParityError, match="iou_predictions"):
+        export_sam(copy, "vit_t", random_weights=True, seed=5)
+    assert {p.name: modelset.sha256(p) for p in copy.iterdir()} == before
+    assert modelset.open(copy).sam.provenance.weights == {"random": True, "seed": 0}

@@ -8,6 +8,7 @@ from pslg.export import tensorrt as trt_build
 from pslg.runtime import modelset
 from pslg.runtime.cli import main
 from pslg.runtime.errors import BackendUnavailable, ProfileError
+from pslg.runtime.specs import ShapeRange
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +53,13 @@ def test_fp32_layers_take_the_inverse_sigmoid_chain():
 
 def test_profiles_from_the_manifest(graphs):
     models, _ = graphs
-    limits = trt_build.build_limits(models.manifest, 16, 8)
+    limits = trt_build.build_limits(models.lqvg, 16, 8)
     dec = trt_build.profile_ranges(models.graph("sam_decoder"), limits)
-    assert dec["point_coords"] == {"min": [1, 1, 2], "opt": [1, 3, 2], "max": [16, 8, 2]}
-    assert dec["mask_input"] == {"min": [1, 1, 256, 256], "opt": [1, 1, 256, 256], "max": [16, 1, 256, 256]}
-    assert dec["image_embeddings"]["min"] == dec["image_embeddings"]["max"] == [1, 256, 64, 64]
+    assert dec["point_coords"] == ShapeRange((1, 1, 2), (1, 3, 2), (16, 8, 2))
+    assert dec["mask_input"] == ShapeRange((1, 1, 256, 256), (1, 1, 256, 256), (16, 1, 256, 256))
+    assert dec["image_embeddings"].min == dec["image_embeddings"].max == (1, 256, 64, 64)
     enc = trt_build.profile_ranges(models.graph("sam_encoder"), limits)
-    assert enc["image"]["min"] == enc["image"]["max"] == [1, 3, 1024, 1024]
+    assert enc["image"].min == enc["image"].max == (1, 3, 1024, 1024)
 
 
 @pytest.mark.parametrize("limits, message", [
@@ -72,12 +73,12 @@ def test_profiles_the_graph_cannot_take_are_refused(graphs, limits, message):
         trt_build.profile_ranges(models.graph("sam_decoder"), limits)
 
 
-def test_text_length_beyond_the_export_is_refused():
-    manifest = {"components": {"lqvg": {"max_tokens": 40}}}
-    assert trt_build.build_limits(manifest, 16, 8)["tokens"] == 40
-    assert trt_build.build_limits(manifest, 16, 8, max_tokens=20)["tokens"] == 20
+def test_text_length_beyond_the_export_is_refused(pslg_small):
+    lqvg = modelset.open(pslg_small).lqvg
+    assert trt_build.build_limits(lqvg, 16, 8)["tokens"] == 12
+    assert trt_build.build_limits(lqvg, 16, 8, max_tokens=10)["tokens"] == 10
     with pytest.raises(ProfileError, match="re-export LQVG"):
-        trt_build.build_limits(manifest, 16, 8, max_tokens=64)
+        trt_build.build_limits(lqvg, 16, 8, max_tokens=64)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="checks the missing-TensorRT message")

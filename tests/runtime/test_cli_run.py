@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from pslg.runtime import modelset
 from pslg.runtime.cli import main
 from pslg.runtime.errors import (BoxError, ImageError, ManifestError, ModelFileError, ModelSetNotFound,
                                  TextError)
@@ -23,8 +24,9 @@ def test_run_two_phrases_two_modes(pslg_small, data_dir, tmp_path, capsys):
         mask = cv2.imread(str(tmp_path / r["folder"] / "mask.png"), cv2.IMREAD_UNCHANGED)
         assert mask.shape == (400, 400) and int((mask > 0).sum()) == r["mask_area"]
     assert (out / "00-the-tree" / "compare.png").is_file()
+    assert any("RANDOM" in w for w in report["warnings"]) and report["models"]["components"]["sam"]["provenance"]
     table = capsys.readouterr().out
-    assert "WARNING" in table and "RANDOM" in table and "sam_decoder" in table and "mbo" in table
+    assert "sam_encoder" in table and "sam_decoder" in table and "mbo" in table
 
 
 def test_run_single_query_writes_into_out(pslg_small, data_dir, tmp_path):
@@ -68,7 +70,7 @@ def test_run_bad_input(case, error, pslg_small, data_dir, tmp_path, capsys):
         models = shutil.copytree(pslg_small, tmp_path / "set")
         if case == "other_version":
             m = json.loads((models / "manifest.json").read_text())
-            m["schema_version"] = 2
+            m["schema_version"] = modelset.SCHEMA_VERSION + 1
             (models / "manifest.json").write_text(json.dumps(m))
         else:
             graph = models / "lqvg_grounding.onnx"

@@ -5,12 +5,14 @@ import shutil
 import numpy as np
 import pytest
 
-from pslg.runtime import errors, modelset
+from pslg.runtime import backends, errors, extras, files, modelset
 from pslg.runtime.backends.onnxruntime import select_providers
 from pslg.runtime.backends.tensorrt import BufferPlan, DeviceInfo, check_compatible, check_profile
 from pslg.runtime.image import to_rgb8
 from pslg.runtime.pipeline import Pipeline
 from pslg.runtime.prompts import check_box, check_point
+from pslg.runtime.specs import EngineSpec, GraphSpec, ShapeRange, TensorSpec
+from tests.runner_options import CPU
 
 BASES = {errors.PslgError, errors.InputError, errors.ModelSetError, errors.BackendError, errors.StateError,
          errors.ExportError}
@@ -29,25 +31,25 @@ def _manifest_change(path, fn):
 
 
 def _closed(sam_tiny):
-    p = Pipeline.open(sam_tiny[0], device="cpu", warmup=False)
+    p = Pipeline.open(sam_tiny[0], CPU, warmup=False)
     p.close()
     p.set_image(np.zeros((8, 8, 3), np.uint8))
 
 
 def _no_image(sam_tiny):
-    with Pipeline.open(sam_tiny[0], device="cpu", warmup=False) as p:
+    with Pipeline.open(sam_tiny[0], CPU, warmup=False) as p:
         p.segment(box=(0, 0, 4, 4))
 
 
 def _text_on_sam_only(sam_tiny):
-    with Pipeline.open(sam_tiny[0], device="cpu", warmup=False) as p:
+    with Pipeline.open(sam_tiny[0], CPU, warmup=False) as p:
         p.set_image(np.zeros((8, 8, 3), np.uint8))
         p.locate("a boat")
 
 
 def _empty_phrase(pslg_small):
     from pslg.runtime.grounding import Grounder
-    with Grounder(modelset.open(pslg_small), device="cpu") as g:
+    with Grounder(modelset.open(pslg_small), CPU) as g:
         g.locate(np.zeros((8, 8, 3), np.uint8), "   ")
 
 
@@ -69,13 +71,9 @@ def _tokenizer(tmp_path):
     load_tokenizer(tmp_path / "no-such-folder")
 
 
-def _missing_dependency(tmp_path):
-    import subprocess
-    import sys
-    code = ("import sys; sys.modules['torch'] = None\nfrom pslg.runtime.cli import main\n"
-            f"sys.exit(main(['export', 'sam', '--random-weights', '--out', {str(tmp_path)!r}]))")
-    rc = subprocess.run([sys.executable, "-c", code], capture_output=True).returncode
-    raise {54: errors.MissingDependency}.get(rc, AssertionError)(f"exit code {rc}")
+def _output_is_a_file(tmp_path):
+    (tmp_path / "taken").write_text("a file")
+    files.output_dir(tmp_path / "taken")
 
 
 def _dataset(tmp_path):
@@ -84,8 +82,8 @@ def _dataset(tmp_path):
 
 
 def _plan(sam_tiny):
-    spec = modelset.GraphSpec("g", sam_tiny[0] / "x", (modelset.TensorSpec("x", "float32", ("n",)),),
-                              (modelset.TensorSpec("y", "float32", ("m",)),))
+    spec = GraphSpec("g", sam_tiny[0] / "x", (TensorSpec("x", "float32", ("n",)),),
+                     (TensorSpec("y", "float32", ("m",)),))
     BufferPlan.for_feeds(spec, {"x": np.zeros(3, np.float32)})
 
 
@@ -95,27 +93,28 @@ SCENARIOS = {
     errors.TextError: lambda pslg_small, **k: _empty_phrase(pslg_small),
     errors.PointError: lambda **k: check_point((50, 1), (20, 20)),
     errors.ParameterError: lambda **k: select_providers("tpu"),
+    errors.PathError: lambda tmp_path, **k: _output_is_a_file(tmp_path),
     errors.ModelSetNotFound: lambda tmp_path, **k: modelset.open(tmp_path / "none"),
     errors.ManifestError: lambda sam_tiny, tmp_path, **k: _corrupt_set(
         sam_tiny, tmp_path, lambda p: _manifest_change(p, lambda m: m.update(schema_version=0))),
     errors.ModelFileError: lambda sam_tiny, tmp_path, **k: _corrupt_set(
         sam_tiny, tmp_path, lambda p: (p / "sam_decoder.onnx").write_bytes(b"truncated")),
-    errors.GraphSignatureError: lambda sam_tiny, tmp_path, **k: _corrupt_set(
+    errors.GraphSignatureError: lambda sam_tiny, tmp_path, **k: backends.open_runner(_corrupt_set(
         sam_tiny, tmp_path, lambda p: _manifest_change(
-            p, lambda m: m["graphs"]["sam_encoder"]["outputs"][0].update(name="x"))).open_runner("sam_encoder"),
+            p, lambda m: m["graphs"]["sam_encoder"]["outputs"][0].update(name="x"))).graph("sam_encoder"), CPU),
     errors.ComponentMissing: lambda sam_tiny, **k: _text_on_sam_only(sam_tiny),
     errors.BackendUnavailable: lambda **k: select_providers("cuda", available=["CPUExecutionProvider"]),
-    errors.EngineIncompatible: lambda **k: check_compatible(
-        "g", {"file": "g.engine", "tensorrt_version": "10.0.0", "gpu": {"name": "a", "compute_capability": "8.7"},
-              "onnx_sha256": "x"}, DeviceInfo("10.0.0", "b", "9.0"), "x"),
+    errors.EngineIncompatible: lambda tmp_path, **k: check_compatible(
+        EngineSpec("g", tmp_path / "g.engine", "fp16", "10.0.0", "a", "8.7", {}, "x"), DeviceInfo("10.0.0", "b", "9.0"),
+        "x"),
     errors.BackendRuntimeError: lambda sam_tiny, **k: _plan(sam_tiny),
-    errors.ProfileError: lambda **k: check_profile({"x": np.zeros((9,))}, {"x": {"min": [1], "max": [8]}}),
+    errors.ProfileError: lambda **k: check_profile({"x": np.zeros((9,))}, {"x": ShapeRange((1,), (1,), (8,))}),
     errors.ClosedError: lambda sam_tiny, **k: _closed(sam_tiny),
     errors.NoImageError: lambda sam_tiny, **k: _no_image(sam_tiny),
     errors.CheckpointError: lambda tmp_path, **k: _checkpoint(tmp_path),
     errors.ParityError: lambda sam_tiny, **k: _parity(sam_tiny),
     errors.TokenizerError: lambda tmp_path, **k: _tokenizer(tmp_path),
-    errors.MissingDependency: lambda tmp_path, **k: _missing_dependency(tmp_path),
+    errors.MissingDependency: lambda **k: extras.require("pslg_no_such_package", "geo", "a test"),
     errors.DatasetError: lambda tmp_path, **k: _dataset(tmp_path),
 }
 

@@ -2,21 +2,21 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
+import types
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "lqvg"))
-import lqvg_support as support  # noqa: E402
+from pslg.export.lqvg.export import LETTERBOX
+from pslg.runtime import backends, cli, modelset
+from pslg.runtime.errors import ImageError, ManifestError, ModelSetNotFound, TextError
+from pslg.runtime.grounding import Grounder, Letterbox, caption, cxcywh_to_xyxy, letterbox_image, truncate
+from pslg.runtime.image import load_image
+from pslg.runtime.specs import ShapeRange
+from tests.lqvg_support import DATA
+from tests.runner_options import CPU
 
-from pslg.runtime import cli, modelset  # noqa: E402
-from pslg.runtime.errors import ImageError, ModelSetNotFound, TextError  # noqa: E402
-from pslg.runtime.grounding import (PAD_COLOR, Grounder, Letterbox, caption, cxcywh_to_xyxy,  # noqa: E402
-                                    letterbox_image, truncate)
-from pslg.runtime.image import load_image  # noqa: E402
-
-IMAGE = support.DATA / "osbs_029.png"
+IMAGE = DATA / "osbs_029.png"
 
 
 @pytest.mark.parametrize("height, width, size, resized, pads", [
@@ -31,11 +31,11 @@ def test_letterbox_geometry(height, width, size, resized, pads):
     box = Letterbox.fit(height, width, size)
     assert (box.new_width, box.new_height) == resized
     assert (box.top, box.bottom, box.left, box.right) == pads
-    out = letterbox_image(np.full((height, width, 3), 200, np.uint8), size)
+    out = letterbox_image(np.full((height, width, 3), 200, np.uint8), size, LETTERBOX)
     assert out.pixels.shape == (size, size, 3) and out.tensor.shape == (1, 3, size, size)
     if any(pads):
         corner = out.pixels[-1, -1]
-        assert corner.tolist() == [124, 116, 104] == [round(c) for c in PAD_COLOR]
+        assert corner.tolist() == [124, 116, 104] == [round(c) for c in LETTERBOX.pad_color]
         assert out.tensor[0, :, -1, -1] == pytest.approx([0.00557, -0.00490, 0.00819], abs=1e-4)
     # the way back uses the float half-paddings, as the official evaluation does
     x1, y1, x2, y2 = box.to_original((box.dw, box.dh, box.dw + box.new_width, box.dh + box.new_height))
@@ -45,9 +45,9 @@ def test_letterbox_geometry(height, width, size, resized, pads):
 
 def test_letterbox_refuses_degenerate_images():
     with pytest.raises(ImageError, match="too elongated"):
-        letterbox_image(np.zeros((1, 5000, 3), np.uint8), 800)
+        letterbox_image(np.zeros((1, 5000, 3), np.uint8), 800, LETTERBOX)
     with pytest.raises(ImageError):
-        letterbox_image(np.zeros((10, 10, 3), np.float32), 800)
+        letterbox_image(np.zeros((10, 10, 3), np.float32), 800, LETTERBOX)
 
 
 def test_caption_rule_and_truncation():
@@ -57,8 +57,8 @@ def test_caption_rule_and_truncation():
             caption(bad)
     with pytest.raises(TextError, match="string"):
         caption(None)
-    assert truncate([0, 5, 6, 2], 4) == [0, 5, 6, 2]
-    assert truncate([0, 5, 6, 7, 8, 2], 4) == [0, 5, 6, 2]
+    assert truncate([0, 5, 6, 2], 4, 2) == [0, 5, 6, 2]
+    assert truncate([0, 5, 6, 7, 8, 2], 4, 2) == [0, 5, 6, 2]
     assert cxcywh_to_xyxy((0.5, 0.25, 0.2, 0.1), 800).tolist() == pytest.approx([320, 160, 480, 240])
 
 
@@ -70,8 +70,8 @@ def test_runtime_does_not_import_torch():
 
 
 @pytest.fixture(scope="module")
-def grounder():
-    with Grounder(support.fixture_modelset(), device="cpu") as g:
+def grounder(lqvg_fixture_set):
+    with Grounder(lqvg_fixture_set, CPU) as g:
         yield g
 
 
@@ -98,8 +98,8 @@ def test_same_phrase_runs_the_text_graph_once(grounder, prepared):
 
 
 @pytest.mark.slow
-def test_text_cache_is_least_recently_used():
-    with Grounder(support.fixture_modelset(), device="cpu", cache_size=2) as g:
+def test_text_cache_is_least_recently_used(lqvg_fixture_set):
+    with Grounder(lqvg_fixture_set, CPU, cache_size=2) as g:
         for phrase in ("a ship", "a plane", "a ship", "a boat", "a ship"):  # "a plane" is dropped for "a boat"
             g.text_features(phrase)
         assert g.text_runs == 3
@@ -111,28 +111,41 @@ def test_text_cache_is_least_recently_used():
 
 
 @pytest.mark.slow
-def test_a_smaller_tensorrt_token_profile_caps_the_phrase(monkeypatch):
-    models = modelset.open(support.fixture_modelset(), verify=False)
-    opened = models.open_runner
+def test_a_smaller_tensorrt_token_profile_caps_the_phrase(monkeypatch, lqvg_fixture_set, caplog):
+    models = modelset.open(lqvg_fixture_set, verify=False)
+    opened = backends.open_runner
 
-    def as_tensorrt(graph, *args, **kwargs):
-        runner = opened(graph, *args, **kwargs)
-        runner.backend = "tensorrt"  # stands for a TensorRT runner (no GPU here); only the profile matters
+    def as_tensorrt(spec, options, engine=None):
+        runner = opened(spec, options)
+        if engine is not None:
+            runner.backend = "tensorrt"  # stands for a TensorRT runner (no GPU here); only the profile matters
         return runner
 
-    profile = {"attention_mask": {"min": [1, 1], "opt": [1, 8], "max": [1, 8]}}
-    monkeypatch.setattr(models, "open_runner", as_tensorrt)
-    monkeypatch.setattr(models, "engine", lambda graph: {"profile": profile} if graph == "lqvg_text" else None)
-    with Grounder(models, device="cpu") as g, pytest.warns(UserWarning, match="takes 8"):
+    engine = types.SimpleNamespace(profile={"attention_mask": ShapeRange((1, 1), (1, 8), (1, 8))})
+    monkeypatch.setattr(backends, "open_runner", as_tensorrt)
+    monkeypatch.setattr(models, "engine", lambda graph: engine if graph == "lqvg_text" else None)
+    with Grounder(models, CPU) as g:
         assert g.max_tokens == 8
         assert g.text_features("the large white storage tank at the bottom left").input_ids.shape == (1, 8)
+    assert "takes 8" in caplog.text
+
+
+def test_unknown_manifest_rules_are_refused(lqvg_fixture_set, tmp_path):
+    import shutil
+    for field, value in (("caption_rule", "upper-case"), ("letterbox", dict(
+            interpolation="lanczos", pad_color=[0, 0, 0], pixel_mean=[0, 0, 0], pixel_std=[1, 1, 1]))):
+        copy = shutil.copytree(lqvg_fixture_set, tmp_path / field)
+        m = json.loads((copy / "manifest.json").read_text())
+        m["components"]["lqvg"][field] = value
+        (copy / "manifest.json").write_text(json.dumps(m))
+        with pytest.raises(ManifestError, match="upper-case" if field == "caption_rule" else "lanczos"):
+            Grounder(copy, CPU)
 
 
 @pytest.mark.slow
 def test_long_phrase_is_truncated_with_a_warning(grounder, prepared):
     phrase = " ".join(["the large white storage tank at the bottom left of the image"] * 6)
-    with pytest.warns(UserWarning, match="truncated"):
-        text = grounder.text_features(phrase)
+    text = grounder.text_features(phrase)
     assert text.truncated and text.input_ids.shape == (1, grounder.max_tokens)
     assert text.input_ids[0, 0] == 0 and text.input_ids[0, -1] == 2
     result = grounder.locate(prepared, phrase)
@@ -160,15 +173,15 @@ def test_bad_inputs_are_named_errors(grounder, prepared):
         grounder.encode_tokens([0, 5, 2], [0, 0, 0])
     with pytest.raises(TextError, match="integers"):
         grounder.encode_tokens(np.array([0.0, 2.0]))
-    small = letterbox_image(np.zeros((10, 10, 3), np.uint8), 1024)
+    small = letterbox_image(np.zeros((10, 10, 3), np.uint8), 1024, LETTERBOX)
     with pytest.raises(ImageError, match="takes 800 px"):
         grounder.ground(small, grounder.encode_tokens([0, 5, 2]))
 
 
 @pytest.mark.slow
-def test_cli_locate_prints_json_and_draws(tmp_path, capsys):
+def test_cli_locate_prints_json_and_draws(tmp_path, capsys, lqvg_fixture_set):
     drawn = tmp_path / "box.png"
-    code = cli.main(["locate", str(IMAGE), "--models", str(support.fixture_modelset()), "--text", "Storage TANK",
+    code = cli.main(["locate", str(IMAGE), "--models", str(lqvg_fixture_set), "--text", "Storage TANK",
                      "--device", "cpu", "--draw", str(drawn)])
     assert code == 0
     out = json.loads(capsys.readouterr().out)
@@ -180,8 +193,8 @@ def test_cli_locate_prints_json_and_draws(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_cli_locate_errors_exit_with_their_code(tmp_path, capsys):
-    models = str(support.fixture_modelset())
+def test_cli_locate_errors_exit_with_their_code(tmp_path, capsys, lqvg_fixture_set):
+    models = str(lqvg_fixture_set)
     assert cli.main(["locate", str(IMAGE), "--models", models, "--text", " "]) == TextError.code
     assert cli.main(["locate", str(tmp_path / "none.png"), "--models", models, "--text", "a"]) == ImageError.code
     assert cli.main(["locate", str(IMAGE), "--models", str(tmp_path), "--text", "a"]) == ModelSetNotFound.code

@@ -4,8 +4,10 @@ import shutil
 
 import pytest
 
-from pslg.runtime import modelset
-from pslg.runtime.errors import GraphSignatureError, ManifestError, ModelFileError, ModelSetNotFound
+from pslg.runtime import backends, modelset
+from pslg.runtime.errors import GraphSignatureError, ManifestError, ModelFileError, ModelSetNotFound, ParameterError
+from pslg.runtime.specs import EngineSpec, ShapeRange
+from tests.runner_options import CPU
 
 
 @pytest.fixture
@@ -64,13 +66,48 @@ def test_truncated_graph_without_hashing_is_refused_by_the_backend(copy):
     (copy / "sam_decoder.onnx").write_bytes(data[: len(data) // 2])
     models = modelset.open(copy, verify=False)
     with pytest.raises(ModelFileError, match="cannot load"):
-        models.open_runner("sam_decoder", device="cpu")
+        backends.open_runner(models.graph("sam_decoder"), CPU)
 
 
 def test_manifest_that_does_not_match_its_graph(copy):
     edit_manifest(copy, lambda m: m["graphs"]["sam_decoder"]["inputs"][1].update(name="coords"))
     with pytest.raises(GraphSignatureError, match="point_coords"):
-        modelset.open(copy).open_runner("sam_decoder", device="cpu")
+        backends.open_runner(modelset.open(copy).graph("sam_decoder"), CPU)
     edit_manifest(copy, lambda m: m["graphs"]["sam_decoder"]["inputs"][1].update(name="point_coords", dtype="float16"))
     with pytest.raises(GraphSignatureError, match="float16"):
-        modelset.open(copy).open_runner("sam_decoder", device="cpu")
+        backends.open_runner(modelset.open(copy).graph("sam_decoder"), CPU)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m["components"]["sam"].pop("pixel_mean"), "no 'pixel_mean' field"),
+    (lambda m: m["components"]["sam"].update(image_size="1024"), "'image_size' is '1024'"),
+    (lambda m: m["components"]["sam"].update(pixel_std=[1, 2]), "three numbers"),
+    (lambda m: m["components"]["sam"]["provenance"].pop("weights"), "no 'weights' field"),
+    (lambda m: m["components"].update(mystery={}), "unknown component 'mystery'"),
+])
+def test_incomplete_components_are_refused_at_open(copy, change, message):
+    edit_manifest(copy, change)
+    with pytest.raises(ManifestError, match=message):
+        modelset.open(copy)
+
+
+def test_a_folder_path_is_required():
+    for bad in (None, 3, b"engines", ""):
+        with pytest.raises(ParameterError, match="folder path"):
+            modelset.open(bad)
+
+
+def test_replacing_a_component_drops_the_engines_built_from_its_graphs(copy):
+    models = modelset.open(copy)
+    spec = models.graph("sam_decoder")
+    engine_path = copy / modelset.engine_file("sam_decoder", "fp16")
+    engine_path.write_bytes(b"plan")
+    engine = EngineSpec("sam_decoder", engine_path, "fp16", "10.3.0", "Orin", "8.7",
+                        {"point_coords": ShapeRange((1, 1, 2), (1, 3, 2), (16, 8, 2))}, spec.sha256)
+    models = modelset.record_engine(copy, engine, build={"build_seconds": 1.0})
+    assert models.engine("sam_decoder") == engine
+    assert models.summary()["engines"]["sam_decoder"]["build_seconds"] == 1.0
+    models = modelset.write_component(copy, "sam", models.sam, graphs={
+        g: (models.graph(g).inputs, models.graph(g).outputs) for g in ("sam_encoder", "sam_decoder")})
+    assert models.engine("sam_decoder") is None and models.has("sam")
+    assert modelset.open(copy).engine("sam_decoder") is None

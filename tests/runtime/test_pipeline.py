@@ -7,6 +7,7 @@ import pytest
 from pslg.runtime import Pipeline
 from pslg.runtime.errors import ClosedError, ComponentMissing, NoImageError, ParameterError, TextError
 from pslg.runtime.image import load_image
+from tests.runner_options import CPU
 
 BOX = (150.0, 160.0, 230.0, 250.0)
 
@@ -18,12 +19,12 @@ def image(data_dir):
 
 @pytest.fixture(scope="module")
 def pipeline(pslg_small):
-    with Pipeline.open(pslg_small, device="cpu") as p:
+    with Pipeline.open(pslg_small, CPU) as p:
         yield p
 
 
 def test_lifecycle(pslg_small, image):
-    p = Pipeline.open(pslg_small, device="cpu")
+    p = Pipeline.open(pslg_small, CPU)
     assert {"kernels", "graphs"} <= set(p.open_timings_ms)
     with pytest.raises(NoImageError):
         p.segment(box=BOX)
@@ -34,7 +35,7 @@ def test_lifecycle(pslg_small, image):
     for call in (lambda: p.set_image(image), lambda: p.segment(box=BOX), lambda: p.locate("a tree")):
         with pytest.raises(ClosedError):
             call()
-    with Pipeline.open(pslg_small, device="cpu", warmup=False) as q:
+    with Pipeline.open(pslg_small, CPU, warmup=False) as q:
         pass
     with pytest.raises(ClosedError):
         q.set_image(image)
@@ -114,33 +115,44 @@ def test_steady_state_does_not_grow(pipeline, image):
     assert (proc.memory_info().rss - before) / 2**20 < 4.0
 
 
-def test_two_threads_on_one_pipeline_never_mix(pslg_small, data_dir):
-    images = [load_image(data_dir / "osbs_029.png"), load_image(data_dir / "soap_061.png")]
-    with Pipeline.open(pslg_small, device="cpu") as p:
-        expected = []
-        for img in images:
-            p.set_image(img)
-            expected.append(p.segment(box=BOX, mode="full").mask.copy())
-        errors = []
+def test_concurrent_queries_on_one_image_do_not_share_buffers(pslg_small, image):
+    """Each public method holds the lock: two threads querying different boxes at once get their own answers."""
+    boxes = [BOX, (40.0, 30.0, 120.0, 110.0)]
+    with Pipeline.open(pslg_small, CPU) as p:
+        p.set_image(image)
+        expected = [p.segment(box=b, mode="full").mask.copy() for b in boxes]
+        wrong, start = [], threading.Barrier(2)
 
         def worker(i):
-            for _ in range(8):
-                with p.exclusive():
-                    p.set_image(images[i])
-                    mask = p.segment(box=BOX, mode="full").mask
-                if not np.array_equal(mask, expected[i]):
-                    errors.append(i)
+            start.wait()
+            for _ in range(6):
+                if not np.array_equal(p.segment(box=boxes[i], mode="full").mask, expected[i]):
+                    wrong.append(i)
 
         threads = [threading.Thread(target=worker, args=(i,)) for i in (0, 1)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        assert errors == []
+        assert not np.array_equal(*expected) and wrong == []
+
+
+def test_the_sam_encoder_runs_only_for_sam_queries(pslg_small, image):
+    with Pipeline.open(pslg_small, CPU) as p:
+        p.set_image(image)
+        assert p.image_timings_ms == {}
+        classical = p.segment(box=BOX, mode="classical")
+        assert "sam_encoder" not in classical.timings_ms and p._embedding is None
+        first = p.segment(box=BOX, mode="box")
+        second = p.segment(box=BOX, mode="full")
+        assert "sam_encoder" in first.timings_ms and "sam_encoder" not in second.timings_ms
+        assert set(p.image_timings_ms) == {"sam_encoder"}
+        p.locate("a tree")
+        assert set(p.image_timings_ms) == {"sam_encoder", "letterbox"}
 
 
 def test_sam_only_set_refuses_text(sam_tiny, image):
-    with Pipeline.open(sam_tiny[0], device="cpu") as p:
+    with Pipeline.open(sam_tiny[0], CPU) as p:
         p.set_image(image)
         with pytest.raises(ComponentMissing, match="no LQVG"):
             p.segment(text="a tree")

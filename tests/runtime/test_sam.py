@@ -1,11 +1,14 @@
 """Parity of the torch-free SAM stage with segment-anything's SamPredictor."""
+import json
+
 import numpy as np
 import pytest
 import torch
 
-from pslg.runtime import modelset, sam
+from pslg.runtime import backends, modelset, sam
 from pslg.runtime.image import load_image
 from pslg.runtime.pipeline import Pipeline
+from tests.runner_options import CPU
 
 segment_anything = pytest.importorskip("segment_anything")
 
@@ -33,9 +36,8 @@ def predictor(sam_tiny, marina):
 @pytest.fixture(scope="module")
 def runtime_parts(sam_tiny, marina):
     models = modelset.open(sam_tiny[0])
-    meta = models.component("sam")
-    encoder = sam.SamEncoder(models.open_runner("sam_encoder", device="cpu"), meta)
-    decoder = sam.SamDecoder(models.open_runner("sam_decoder", device="cpu"))
+    encoder = sam.SamEncoder(backends.open_runner(models.graph("sam_encoder"), CPU), models.sam)
+    decoder = sam.SamDecoder(backends.open_runner(models.graph("sam_decoder"), CPU))
     embedding, transform = encoder(marina)
     return decoder, embedding, transform
 
@@ -51,7 +53,7 @@ def test_preprocessing_equals_sampredictor(sam_tiny, marina):
     model = sam_tiny[1]
     transformed = segment_anything.utils.transforms.ResizeLongestSide(1024).apply_image(marina)
     ref = model.preprocess(torch.as_tensor(transformed).permute(2, 0, 1)[None].float()).numpy()
-    ours, transform = sam.preprocess(marina, [123.675, 116.28, 103.53], [58.395, 57.12, 57.375])
+    ours, transform = sam.preprocess(marina, modelset.open(sam_tiny[0]).sam)
     assert transform.input_size == transformed.shape[:2]
     np.testing.assert_array_equal(ours, ref)
 
@@ -90,16 +92,33 @@ def test_upscaling_matches_postprocess_masks(sam_tiny):
     model = sam_tiny[1]
     low = np.random.default_rng(0).standard_normal((1, 1, 256, 256)).astype(np.float32)
     for original in [(1080, 1920), (400, 400), (300, 1000)]:
-        transform = sam.SamTransform.for_image(*original)
+        transform = sam.SamTransform.for_image(*original, 1024)
         ref = model.postprocess_masks(torch.from_numpy(low), transform.input_size, original)[0, 0].numpy()
         np.testing.assert_allclose(sam.upscale_logits(low[0, 0], transform), ref, atol=5e-4)
 
 
 def test_pipeline_segment_equals_parts(sam_tiny, marina, runtime_parts):
-    with Pipeline.open(sam_tiny[0], device="cpu") as p:
+    with Pipeline.open(sam_tiny[0], CPU) as p:
         p.set_image(marina)
         out = np.zeros(marina.shape[:2], np.uint8)
         result = p.segment(box=BOXES[0], point=POINTS[0, 0], mode="box+point", out=out)
     ours, _ = runtime_masks(runtime_parts, boxes=BOXES[:1], points=POINTS[:1])
     np.testing.assert_array_equal(out.astype(bool), ours[0])
     assert result.mask.base is out or result.mask is out
+
+
+def test_multimask_keeps_the_best_of_the_three_masks(predictor, sam_tiny, marina, data_dir, tmp_path):
+    box = BOXES[1]
+    masks, scores, _ = predictor.predict(box=box, multimask_output=True)
+    best = int(np.argmax(scores))
+    with Pipeline.open(sam_tiny[0], CPU) as p:
+        p.set_image(marina)
+        result = p.segment(box=box, mode="box", multimask=True)
+        single = p.segment(box=box, mode="box")
+    assert result.sam_score == pytest.approx(float(scores[best]), abs=1e-4) != single.sam_score
+    assert iou(result.mask, masks[best]) >= 0.99
+    from pslg.runtime.cli import main
+    assert main(["segment", str(data_dir / "marina.png"), "--models", str(sam_tiny[0]), "--multimask",
+                 "--box", ",".join(str(v) for v in box), "--out", str(tmp_path)]) == 0
+    written = json.loads((tmp_path / "result.json").read_text())
+    assert written["sam_score"] == pytest.approx(result.sam_score, abs=1e-6)

@@ -1,22 +1,25 @@
 """TensorRT backend logic, tested without TensorRT; the real engine path is skipped without it."""
 import ctypes
+import dataclasses
 import importlib.util
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pslg.runtime import modelset
+from pslg.runtime import RunnerOptions, modelset
 from pslg.runtime.backends import tensorrt as trt_backend
 from pslg.runtime.backends.tensorrt import (BufferPlan, DeviceInfo, TensorRTRunner, check_compatible,
                                             check_profile, compatibility_problems)
 from pslg.runtime.errors import BackendUnavailable, EngineIncompatible, ProfileError
 from pslg.runtime.pipeline import Pipeline
+from pslg.runtime.specs import EngineSpec, GraphSpec, ShapeRange, TensorSpec
 
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
-ENTRY = {"file": "sam_decoder.fp16.engine", "tensorrt_version": "10.3.0",
-         "gpu": {"name": "Orin", "compute_capability": "8.7"}, "onnx_sha256": "abc", "version_compatible": False}
+ENTRY = EngineSpec("sam_decoder", Path("/models/aerial/sam_decoder.fp16.engine"), "fp16", "10.3.0", "Orin", "8.7",
+                   {}, "abc")
 HERE = DeviceInfo("10.3.0", "Orin", "8.7")
 
 
@@ -32,18 +35,18 @@ def test_same_device_is_compatible():
     ({"version_compatible": True}, DeviceInfo("11.0.0", "Orin", "8.7"), "abc", "TensorRT 10.x runtime"),
 ])
 def test_incompatible_engines_are_refused_with_a_rebuild_hint(entry_change, device, sha, expected):
-    entry = dict(ENTRY, **entry_change)
+    entry = dataclasses.replace(ENTRY, **entry_change)
     assert any(expected in p for p in compatibility_problems(entry, device, sha))
-    with pytest.raises(EngineIncompatible, match="pslg build --models DIR --graphs sam_decoder"):
-        check_compatible("sam_decoder", entry, device, sha)
+    with pytest.raises(EngineIncompatible, match="pslg build --models /models/aerial --graphs sam_decoder"):
+        check_compatible(entry, device, sha)
 
 
 def test_version_compatible_engine_runs_on_a_newer_minor():
-    entry = dict(ENTRY, version_compatible=True)
+    entry = dataclasses.replace(ENTRY, version_compatible=True)
     assert compatibility_problems(entry, DeviceInfo("10.7.1", "Orin", "8.7"), "abc") == []
 
 
-PROFILE = {"point_coords": {"min": [1, 1, 2], "opt": [1, 3, 2], "max": [16, 8, 2]}}
+PROFILE = {"point_coords": ShapeRange((1, 1, 2), (1, 3, 2), (16, 8, 2))}
 
 
 def test_profile_check_rejects_before_tensorrt():
@@ -72,12 +75,12 @@ def test_buffer_plan_sizes_follow_the_prompt_count(sam_tiny):
 @pytest.mark.skipif(HAS_TRT, reason="checks the message shown when TensorRT is missing")
 def test_without_tensorrt_the_backend_names_the_install(sam_tiny):
     with pytest.raises(BackendUnavailable, match="JetPack"):
-        Pipeline.open(sam_tiny[0], backend="tensorrt")
+        Pipeline.open(sam_tiny[0], RunnerOptions(backend="tensorrt"))
 
 
 def test_auto_without_engines_uses_onnxruntime(sam_tiny):
-    with Pipeline.open(sam_tiny[0], backend="auto", device="cpu") as p:
-        assert {r.backend for r in p._runners} == {"onnxruntime"}
+    with Pipeline.open(sam_tiny[0], RunnerOptions("auto", "cpu")) as p:
+        assert set(p.backends.values()) == {"onnxruntime"}
 
 
 class FakeCudart:
@@ -91,6 +94,9 @@ class FakeCudart:
 
     def cudaStreamCreate(self):
         return 0, 7
+
+    def cudaStreamDestroy(self, stream):
+        return (0,)
 
     def cudaMalloc(self, n):
         self.mallocs += 1
@@ -137,14 +143,16 @@ class FakeContext:
 
 
 def test_runner_allocates_once_per_shape_and_checks_profile(monkeypatch, tmp_path):
-    spec = modelset.GraphSpec("double", tmp_path / "g.onnx", (modelset.TensorSpec("x", "float32", ("n", 4)),),
-                              (modelset.TensorSpec("y", "float32", ("n", 4)),))
+    spec = GraphSpec("double", tmp_path / "g.onnx", (TensorSpec("x", "float32", ("n", 4)),),
+                     (TensorSpec("y", "float32", ("n", 4)),))
     cudart, context = FakeCudart(), FakeContext()
     monkeypatch.setattr(trt_backend, "import_tensorrt", lambda: types.SimpleNamespace())
     monkeypatch.setattr(trt_backend, "import_cudart", lambda: cudart)
-    monkeypatch.setattr(trt_backend, "_trt_deserialize_cuda_engine", lambda trt, path: object())
+    monkeypatch.setattr(trt_backend, "_trt_deserialize_cuda_engine", lambda trt, engine: object())
     monkeypatch.setattr(trt_backend, "_trt_create_execution_context", lambda engine: context)
-    runner = TensorRTRunner(spec, tmp_path / "g.engine", {"x": {"min": [1, 4], "opt": [2, 4], "max": [8, 4]}})
+    engine = EngineSpec("double", tmp_path / "g.engine", "fp32", "10.3.0", "Orin", "8.7",
+                        {"x": ShapeRange((1, 4), (2, 4), (8, 4))}, "abc")
+    runner = TensorRTRunner(spec, engine)
     x = np.arange(8, dtype=np.float32).reshape(2, 4)
     np.testing.assert_array_equal(runner.run({"x": x})["y"], 2 * x)
     first = cudart.mallocs
@@ -168,7 +176,7 @@ def test_built_engine_matches_onnxruntime(sam_tiny, tmp_path):
     from pslg.runtime.commands.verify import synthetic_image, verify
     models = shutil.copytree(sam_tiny[0], tmp_path / "set")
     assert main(["build", "--models", str(models), "--precision", "fp16"]) == 0
-    report = verify(modelset.open(models), "tensorrt", "cuda:0", synthetic_image(), "")
+    report = verify(modelset.open(models), RunnerOptions("tensorrt", "cuda:0"), synthetic_image(), "")
     assert report["sam_decoder"]["low_res_masks"]["mask_iou_min"] >= 0.99
     assert sys.modules.get("tensorrt") is not None
 

@@ -1,0 +1,157 @@
+"""The one exporter skeleton every model family runs on.
+
+A family module builds its PyTorch graphs and their check inputs, then calls
+:func:`export_component`, which for every graph runs PyTorch on the check
+inputs, exports it to ONNX in a staging folder, runs ONNX Runtime on the same
+inputs and compares, writes the extra files (a tokenizer), and only when all
+of it passed moves the files into the model set and records the component.
+A failure at any step leaves the model set as it was.
+"""
+import contextlib
+import importlib.metadata
+import logging
+import os
+import shlex
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Sequence, Tuple
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pslg.runtime import modelset
+from pslg.runtime.modelset import Provenance
+from pslg.runtime.specs import TensorSpec
+
+from . import onnx as onnx_tools
+
+log = logging.getLogger(__name__)
+EXPORTER = "torch.onnx (TorchScript)"
+
+
+@dataclass
+class GraphExport:
+    """One graph of a component: the module, its signature, the inputs it is checked on and the tolerances.
+
+    ``checks`` are feeds (input name -> array); the first one is also what
+    the exporter traces. ``references``: PyTorch's outputs on them, when the
+    caller has computed them already (else :meth:`run_pytorch` does). ``tolerances`` maps each output to the largest
+    accepted ONNX Runtime vs PyTorch absolute difference.
+    """
+
+    name: str
+    module: torch.nn.Module
+    inputs: Tuple[TensorSpec, ...]
+    outputs: Tuple[TensorSpec, ...]
+    checks: List[Dict[str, np.ndarray]]
+    tolerances: Dict[str, float]
+    references: List[Dict[str, np.ndarray]] = field(default_factory=list, repr=False)
+
+    def run_pytorch(self):
+        """PyTorch's outputs on every check feed (what ONNX Runtime must reproduce), unless given already."""
+        if self.references:
+            return
+        self.module.eval()
+        with torch.no_grad():
+            for feeds in self.checks:
+                out = self.module(*self.tensors(feeds))
+                out = out if isinstance(out, (tuple, list)) else (out,)
+                self.references.append({t.name: o.numpy() for t, o in zip(self.outputs, out)})
+
+    def tensors(self, feeds):
+        return tuple(torch.from_numpy(feeds[t.name]) for t in self.inputs)
+
+
+def versions(*packages):
+    """Installed versions of the exporter's libraries, for the manifest."""
+    found = {}
+    for p in ("pslg-sam", "torch", "onnx", "onnxruntime", "onnxslim") + packages:
+        try:
+            found[p] = importlib.metadata.version(p)
+        except importlib.metadata.PackageNotFoundError:
+            found[p] = None
+    return found
+
+
+def command_line():
+    return "pslg " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("pslg") else shlex.join(sys.argv)
+
+
+@contextlib.contextmanager
+def staging(out, component):
+    """A scratch folder inside ``out``; what the export leaves in it moves into ``out`` only on success."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".staging-{component}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        for f in tmp.iterdir():
+            os.replace(f, out / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class _Steps:
+    """A tqdm bar over the export's steps; each finished step is also logged with its duration."""
+
+    def __init__(self, component, total):
+        self.bar = tqdm(total=total, desc=f"export {component}", unit="step", file=sys.stderr, leave=False)
+
+    @contextlib.contextmanager
+    def step(self, what):
+        self.bar.set_postfix_str(what)
+        t0 = time.perf_counter()
+        yield
+        log.info("%s: %.1f s", what, time.perf_counter() - t0)
+        self.bar.update()
+
+    def close(self):
+        self.bar.close()
+
+
+def export_component(out, name: str, graphs: Sequence[GraphExport], describe: Callable[[Provenance], object], *,
+                     weights: dict, files: Dict[str, Tuple[str, Callable[[Path], None]]] = None,
+                     packages: Sequence[str] = (), simplify: bool = True) -> modelset.ModelSet:
+    """Export, check and record one component (``sam`` or ``lqvg``) of the model set ``out``.
+
+    ``describe(provenance)`` returns the component's typed manifest entry;
+    ``weights`` is the record of where the weights came from; ``files``
+    maps a key to ``(file name, writer(path))`` for non-graph files;
+    ``packages`` are extra libraries whose versions the manifest records.
+    Returns the model set, reopened.
+    """
+    files = files or {}
+    steps = _Steps(name, 2 + 2 * len(graphs) + len(files))
+    parity = {}
+    try:
+        with steps.step("running PyTorch on the check inputs"):
+            for g in graphs:
+                g.run_pytorch()
+        with staging(out, name) as tmp:
+            for g in graphs:
+                with steps.step(f"exporting {modelset.graph_file(g.name)}"):
+                    onnx_tools.export_graph(g.module, g.tensors(g.checks[0]), tmp / modelset.graph_file(g.name),
+                                            g.inputs, g.outputs, simplify=simplify)
+            for g in graphs:
+                with steps.step(f"checking {g.name} against PyTorch on ONNX Runtime"):
+                    diffs = [onnx_tools.check_parity(g.name, tmp / modelset.graph_file(g.name), feeds, ref,
+                                                     g.tolerances) for feeds, ref in zip(g.checks, g.references)]
+                    parity[g.name] = {k: max(d[k] for d in diffs) for k in diffs[0]}
+            for key, (fname, write) in files.items():
+                with steps.step(f"writing {fname}"):
+                    write(tmp / fname)
+        with steps.step("writing manifest.json"):
+            exporter = EXPORTER + (" + onnxslim" if simplify else "")
+            provenance = Provenance(weights, parity, versions(*packages), command_line(), exporter,
+                                    onnx_tools.OPSET)
+            return modelset.write_component(out, name, describe(provenance),
+                                            graphs={g.name: (g.inputs, g.outputs) for g in graphs},
+                                            files={key: fname for key, (fname, _) in files.items()})
+    finally:
+        steps.close()
