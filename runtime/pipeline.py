@@ -55,15 +55,14 @@ class Pipeline:
         self._lock = threading.RLock()
         self._runners = []
         self._closed = False
-        self._image = self._embedding = self._letterboxed = None
+        self._image = self._encoding = self._letterboxed = None
         self._sam_mask = None
         self._mbo_workspace = Workspace()
         self.image_timings_ms, self.open_timings_ms = {}, {}
         try:
             self.sam_meta = models.sam
             if self.sam_meta is not None:
-                self._sam_encoder = sam.SamEncoder(self._open("sam_encoder"), self.sam_meta)
-                self._sam_decoder = sam.SamDecoder(self._open("sam_decoder"))
+                self._sam = sam.SamModel(self._open("sam_encoder"), self._open("sam_decoder"), self.sam_meta)
             self.grounder = None
             if models.has("lqvg"):
                 from .grounding import Grounder
@@ -106,7 +105,7 @@ class Pipeline:
         if self.grounder is not None:
             self.segment(text="warm-up", mode=modes[-1])
             self.grounder.clear_cache()
-        self._image = self._embedding = self._letterboxed = None
+        self._image = self._encoding = self._letterboxed = None
         timings["graphs"] = _ms(t0)
         return timings
 
@@ -141,23 +140,19 @@ class Pipeline:
         """
         rgb = to_rgb8(image)
         with self._state(need_image=False):
-            self._image = self._embedding = self._letterboxed = None
+            self._image = self._encoding = self._letterboxed = None
             if self._sam_mask is None or self._sam_mask.shape != rgb.shape[:2]:
                 self._sam_mask = np.empty(rgb.shape[:2], bool)
-                self._logits = np.empty(rgb.shape[:2], np.float32)
-                if self.sam_meta is not None:
-                    size = self.sam_meta.image_size
-                    self._full_logits = np.empty((size, size), np.float32)
             self._image = rgb
             self.image_timings_ms = {}
 
     def _embed(self, timings):
         """The SAM embedding of the current image, encoded now if no query has needed it yet."""
-        if self._embedding is None:
+        if self._encoding is None:
             t0 = time.perf_counter()
-            self._embedding, self._transform = self._sam_encoder(self._image)
+            self._encoding = self._sam.encode(self._image)
             timings["sam_encoder"] = self.image_timings_ms["sam_encoder"] = _ms(t0)
-        return self._embedding
+        return self._encoding
 
     def locate(self, text: str):
         """The LQVG box for ``text`` in the current image (a :class:`~pslg.runtime.grounding.GroundingResult`)."""
@@ -228,16 +223,11 @@ class Pipeline:
         if self.sam_meta is None:
             raise ComponentMissing(f"model set {self.models.path} has no SAM graphs; use mode='classical' "
                                    f"or export SAM into it ('pslg export sam --out {self.models.path}')")
-        embedding = self._embed(timings)
+        encoding = self._embed(timings)
         t0 = time.perf_counter()
-        coords, labels = sam.encode_prompts(self._transform, boxes=box[None],
-                                            points=None if point is None else point[None, None])
-        low_res, scores = self._sam_decoder(embedding, coords, labels)
-        keep = sam.select_masks(scores, multimask)[0]
-        logits = sam.upscale_logits(low_res[0, keep], self._transform, self._full_logits, self._logits)
-        np.greater(logits, self.sam_meta.mask_threshold, out=target)
+        score = self._sam.segment(encoding, box, point, multimask, out=target)
         timings["sam_decoder"] = _ms(t0)
-        return float(scores[0, keep])
+        return score
 
     @staticmethod
     def _mask_buffer(out, shape):
@@ -267,8 +257,8 @@ class Pipeline:
             for runner in self._runners:
                 runner.close()
             self._runners = []
-            self._image = self._embedding = self._letterboxed = None
-            self._sam_mask = self._logits = self._full_logits = None
+            self._image = self._encoding = self._letterboxed = None
+            self._sam_mask = None
             self._closed = True
 
     def __enter__(self):

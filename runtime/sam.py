@@ -143,3 +143,43 @@ def select_masks(scores, multimask):
     if not multimask:
         return np.zeros(len(scores), np.intp)
     return 1 + np.argmax(scores[:, 1:], axis=1)
+
+
+@dataclass(frozen=True, eq=False)
+class Encoding:
+    """What the encoder computed for one image: the embedding and the transform back to its pixels."""
+
+    embedding: np.ndarray
+    transform: SamTransform
+
+
+class SamModel:
+    """A model set's SAM: ``encode`` an image once, then ``segment`` any number of prompts on it.
+
+    Owns the upsampling buffers of the last image size, so a fixed-size video
+    stream allocates nothing per query.
+    """
+
+    def __init__(self, encoder_runner, decoder_runner, meta):
+        self.meta = meta
+        self._encoder, self._decoder = SamEncoder(encoder_runner, meta), SamDecoder(decoder_runner)
+        self._full = np.empty((meta.image_size, meta.image_size), np.float32)
+        self._logits = None
+
+    def encode(self, image: np.ndarray) -> Encoding:
+        """Encode an H x W x 3 uint8 RGB image."""
+        return Encoding(*self._encoder(image))
+
+    def segment(self, encoding: Encoding, box: np.ndarray, point=None, multimask: bool = False, out=None) -> float:
+        """The mask of one prompt (``box`` x1, y1, x2, y2 and an optional foreground ``point`` x, y, original
+        pixels) written into ``out`` (H x W bool); returns its predicted IoU score."""
+        coords, labels = encode_prompts(encoding.transform, boxes=np.asarray(box)[None],
+                                        points=None if point is None else np.asarray(point)[None, None])
+        low_res, scores = self._decoder(encoding.embedding, coords, labels)
+        keep = select_masks(scores, multimask)[0]
+        shape = encoding.transform.original_size
+        if self._logits is None or self._logits.shape != shape:
+            self._logits = np.empty(shape, np.float32)
+        logits = upscale_logits(low_res[0, keep], encoding.transform, self._full, self._logits)
+        np.greater(logits, self.meta.mask_threshold, out=out)
+        return float(scores[0, keep])
