@@ -109,6 +109,12 @@ class NoImageError(StateError):
     code = 42
 
 
+class StaleImageError(StateError):
+    """An ImageHandle whose thread has set another image since."""
+
+    code = 43
+
+
 # 50-59: exporting and building
 class ExportError(PslgError):
     code = 50

@@ -334,6 +334,8 @@ def open(path, verify: bool = True) -> ModelSet:
     ``verify=False`` skips hashing (the files must still exist); each graph's
     signature is checked by the backend that opens it.
     """
+    if not isinstance(verify, bool):
+        raise ParameterError(f"verify must be True or False, got {verify!r}")
     manifest = read_manifest(path)
     path = _as_dir(path)
     components = {}

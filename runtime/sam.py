@@ -33,6 +33,14 @@ class SamTransform:
         scale = size / max(height, width)
         return cls((height, width), (int(height * scale + 0.5), int(width * scale + 0.5)), size)
 
+    def check(self):
+        """Refuse (ImageError) an image so elongated that the resize would give it a side of 0 pixels."""
+        if min(self.input_size) < 1:
+            h, w = self.original_size
+            raise ImageError(f"a {w} x {h} image is too elongated for SAM: resized to {self.size} px, one side "
+                             f"would be 0 pixels")
+        return self
+
     def to_input(self, xy):
         """Original-pixel (x, y) coordinates -> the 1024 input frame (float64 math, as SamPredictor)."""
         xy = np.array(xy, dtype=np.float64)
@@ -43,11 +51,8 @@ class SamTransform:
 
 def preprocess(image, meta, out=None):
     """HxWx3 uint8 RGB -> (1 x 3 x S x S float32, SamTransform), S and normalisation from ``meta`` (SamComponent)."""
-    transform = SamTransform.for_image(*image.shape[:2], meta.image_size)
+    transform = SamTransform.for_image(*image.shape[:2], meta.image_size).check()
     h, w = transform.input_size
-    if h < 1 or w < 1:
-        raise ImageError(f"a {image.shape[1]} x {image.shape[0]} image is too elongated for SAM: "
-                             f"resized to {meta.image_size} px, one side would be 0 pixels")
     resized = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
     if out is None:
         out = np.empty((1, 3, meta.image_size, meta.image_size), np.float32)
