@@ -278,9 +278,7 @@ class ModelSet:
     def summary(self) -> dict:
         """What made this set, for result files: each component's provenance and each engine's build."""
         return {"path": str(self.path),
-                "components": {n: {"provenance": asdict(c.provenance),
-                                   **({"family": c.family, "model_type": c.model_type} if n == "sam" else {})}
-                               for n, c in self.components.items()},
+                "components": {n: asdict(c) for n, c in self.components.items()},
                 "engines": {g: {"precision": e.precision, "tensorrt_version": e.tensorrt_version, "gpu": e.gpu_name,
                                 "fp32_layers": len(e.fp32_layers), **self._builds.get(g, {})}
                             for g, e in self._engines.items()}}
@@ -390,7 +388,7 @@ def write_component(path, name: str, component: Component, graphs=None, files=No
     manifest["components"][name] = asdict(component)
     for graph, (inputs, outputs) in (graphs or {}).items():
         fname = graph_file(graph)
-        manifest["graphs"][graph] = {"file": fname, "sha256": sha256(path / fname), "component": name,
+        manifest["graphs"][graph] = {"file": fname, "sha256": sha256(path / fname),
                                      "inputs": [t.to_json() for t in inputs],
                                      "outputs": [t.to_json() for t in outputs]}
     for key, fname in (files or {}).items():
