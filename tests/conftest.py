@@ -99,3 +99,12 @@ def lqvg_fixture_set(tmp_path_factory, lqvg_fixture, lqvg_fixture_model, tokeniz
     weights = {"random": False, "generated": f"tests/fixtures/lqvg/lqvg_weights.py, seed {int(lqvg_fixture['seed'])}"}
     write_modelset(out, lqvg_fixture_model, load_tokenizer(tokenizer_dir), weights)
     return out
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A local Ray cluster of 2 CPUs, started by the tests and stopped after them."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    yield ray
+    ray.shutdown()
