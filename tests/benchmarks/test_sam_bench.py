@@ -17,7 +17,8 @@ def test_quick_mode_reports_the_table(tmp_path, capsys):
     assert row["model_type"] == "vit_test" and row["family"] == "sam" and r["gemm"]["gflops"] > 0
     assert row["encoder_gflop"] > 0 and 0 < row["encoder_fraction_of_gemm"] and row["encoder_speedup_vs_baseline"] == 1
     for stage in ("encoder_ms", "decoder_ms"):
-        assert row[stage]["speedup_p50"] == pytest.approx(row[stage]["pytorch"]["p50"] / row[stage]["onnxruntime"]["p50"])
+        ms = row[stage]
+        assert ms["speedup_p50"] == pytest.approx(ms["pytorch"]["p50"] / ms["onnxruntime"]["p50"])
     assert "vit_test" in capsys.readouterr().out
 
 

@@ -97,8 +97,10 @@ def test_bad_checkpoints_are_named(case, tiny_checkpoint, tmp_path):
         torch.save({"mask_decoder.nonsense": torch.zeros(3)}, decoder)
     with pytest.raises(CheckpointError) as err:
         load_sam(model_type, checkpoint=path, decoder_checkpoint=decoder)
-    expected = {"missing": "does not exist", "corrupt": "not a loadable", "not_sam": "not a checkpoint of any SAM family",
-                "wrong_type": "is a SAM test configuration (vit_test) checkpoint, not vit_b", "missing_key": "mask_decoder.iou_token.weight",
+    expected = {"missing": "does not exist", "corrupt": "not a loadable",
+                "not_sam": "not a checkpoint of any SAM family",
+                "wrong_type": "is a SAM test configuration (vit_test) checkpoint, not vit_b",
+                "missing_key": "mask_decoder.iou_token.weight",
                 "bad_decoder": "mask_decoder.nonsense"[len("mask_decoder."):]}[case]
     assert expected in str(err.value)
 

@@ -44,7 +44,7 @@ def test_sam_2_and_2_1_are_told_apart():
 
 
 def test_unknown_checkpoints_are_named():
-    with pytest.raises(CheckpointError, match=r"not a checkpoint of any SAM family .*\(first keys: backbone.0.weight\)"):
+    with pytest.raises(CheckpointError, match=r"not a checkpoint of any SAM family .*\(first keys: backbone.0"):
         sam_families.identify({"backbone.0.weight": torch.zeros(1)}, "x.pth", "mobile_sam")
     state = {"image_encoder.trunk.patch_embed.proj.weight": torch.zeros(80, 3, 7, 7),
              "image_encoder.trunk.blocks.0.norm1.weight": torch.zeros(80), "no_obj_embed_spatial": torch.zeros(1)}
