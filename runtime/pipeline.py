@@ -198,7 +198,7 @@ class Pipeline:
             raise ImageError(f"a {w} x {h} image has {h * w} pixels, over this pipeline's max_image_pixels "
                              f"({self.max_image_pixels}); downscale it, or open the pipeline with a larger bound")
         if self._sam is not None:
-            sam.SamTransform.for_image(h, w, self.sam_meta.image_size).check()
+            sam.SamTransform.for_image(h, w, self.sam_meta.image_size, self.sam_meta.resize).check()
         if self.grounder is not None:
             self.grounder.check_image(h, w)
         if valid is not None:
