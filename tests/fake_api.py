@@ -67,8 +67,9 @@ class ApiList:
         self.used.add(qualname)
 
     def deprecated_used(self):
-        """``{qualname: message}`` of the deprecated names used so far."""
-        return {q: m for q, m in self.deprecated.items() if q in self.used}
+        """``{qualname: message}`` of the deprecated names used so far (``X.p=``: property ``p`` was set)."""
+        return {q: m for q, m in self.deprecated.items()
+                if q in self.used or (not q.endswith("=") and q + "=" in self.used)}
 
 
 def checked_call(api, qualname, params, fn):
@@ -156,7 +157,7 @@ class Strict(metaclass=StrictMeta):
         owner, kind, _ = entry
         if kind != "property":
             raise AttributeError(f"{owner}.{name} is {kind}: it cannot be set")
-        fake._api.use(f"{owner}.{name}")
+        fake._api.use(f"{owner}.{name}=")
         object.__setattr__(self, name, value)
 
 

@@ -8,6 +8,7 @@ memory); streams run work at once unless they are capturing a graph, in which
 case it is recorded and replayed by ``cudaGraphLaunch``. The fake counts what
 is alive, so tests can assert that a runner frees everything.
 """
+import ctypes
 import threading
 
 import numpy as np
@@ -103,6 +104,12 @@ class FakeCudart:
                 return block[ptr - base:ptr - base + nbytes]
         raise OutOfBounds(f"{ptr:#x} lies in no allocation")
 
+    def host_memory(self, ptr, nbytes):
+        """Pinned memory from cudaMallocHost (bounds checked), else pageable host memory (numpy's own)."""
+        if any(base <= int(ptr) < base + block.nbytes for base, (_, block) in self._blocks.items()):
+            return self.memory(ptr, nbytes, "host")
+        return np.ctypeslib.as_array((ctypes.c_uint8 * nbytes).from_address(int(ptr)))
+
     def _alloc(self, kind, nbytes):
         block = np.zeros(max(int(nbytes), 1), np.uint8)
         self._blocks[block.ctypes.data] = (kind, block)
@@ -131,7 +138,8 @@ class FakeCudart:
         directions = {"cudaMemcpyHostToDevice": ("device", "host"), "cudaMemcpyDeviceToHost": ("host", "device"),
                       "cudaMemcpyDeviceToDevice": ("device", "device")}
         dst_kind, src_kind = directions[kind.name]
-        self.memory(dst, count, dst_kind)[:] = self.memory(src, count, src_kind)
+        view = lambda ptr, k: self.host_memory(ptr, count) if k == "host" else self.memory(ptr, count, k)  # noqa: E731
+        view(dst, dst_kind)[:] = view(src, src_kind)
 
     def _cudaMemcpy(self, dst, src, count, kind):
         self._copy(dst, src, count, kind)
