@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pslg.runtime.backends.tensorrt import format_precision
 from pslg.runtime.errors import BackendUnavailable, ExportError, ParameterError, ProfileError
 from pslg.runtime.specs import ShapeRange
 
@@ -151,19 +152,6 @@ def build_limits(lqvg, max_prompts, max_points, max_tokens=None):
 
 # ---------------------------------------------------------------- reading the engine inspector
 
-_FORMAT_PRECISIONS = (("FP32", "fp32"), ("Float", "fp32"), ("FP16", "fp16"), ("Half", "fp16"), ("BF16", "bf16"),
-                      ("Int8", "int8"), ("INT8", "int8"), ("FP8", "fp8"), ("Int32", "int"), ("Int64", "int"),
-                      ("Bool", "int"))
-
-
-def format_precision(text):
-    """The precision a ``Format/Datatype`` string of the inspector names (``"Row major linear FP32"`` -> fp32)."""
-    for key, precision in _FORMAT_PRECISIONS:
-        if re.search(rf"\b{key}\b", text):
-            return precision
-    return "unknown"
-
-
 def _name_parts(name):
     """Layer names inside a fused engine layer's name (``A + B``, ``PWN(A, B)``, ``{ForeignNode[A...B]}``)."""
     return [p for p in re.split(r" \+ |PWN\(|\)|, |\{ForeignNode\[|\]\}|\.\.\.", name) if p]
@@ -178,8 +166,7 @@ def fp32_check(engine_information, constrained):
     name (inside a Myelin foreign node, or optimised away); ``violations``, ``[(layer, precision)]`` of
     layers shown in a lower precision.
     """
-    info = json.loads(engine_information)
-    layers = info.get("Layers", [])
+    layers = json.loads(engine_information).get("Layers", [])
     if layers and not isinstance(layers[0], dict):
         raise ExportError("the engine inspector gave layer names only: the build must set "
                           "ProfilingVerbosity.DETAILED to check layer precisions")
@@ -348,12 +335,10 @@ def _add_optimization_profile(builder, config, profile):
 def inspect_fp32(trt, plan, engine, fp32_layers):
     """Deserialize the new ``plan`` (its EngineSpec ``engine``) here and check with the engine inspector that
     every constrained layer it shows runs in fp32 (:func:`fp32_check`); ExportError naming any that does not."""
-    from pslg.runtime.backends.tensorrt import deserialize_plan
+    from pslg.runtime.backends.tensorrt import deserialize_plan, engine_information
     constrained = [name for names in fp32_layers.values() for name in names]
     _, cuda_engine = deserialize_plan(trt, plan, engine, f"the new engine for {engine.graph}")
-    # Python API > Core > EngineInspector.get_engine_information(LayerInformationFormat.JSON)
-    info = cuda_engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON)
-    report = fp32_check(info, constrained)
+    report = fp32_check(engine_information(trt, cuda_engine), constrained)
     if report["violations"]:
         shown = ", ".join(f"{name} ({'/'.join(p)})" for name, p in report["violations"][:5])
         raise ExportError(f"{engine.graph}: TensorRT did not keep {len(report['violations'])} constrained layers in "
@@ -401,7 +386,8 @@ def entropy_calibrator(trt, batches, expected, cache_path):
                 if self.device is None:
                     self.device, self.nbytes = _cuda_malloc(cudart, batch.nbytes), batch.nbytes
                 if batch.nbytes != self.nbytes:
-                    raise ExportError(f"calibration batch {self.served + 1} has {batch.nbytes} bytes, not {self.nbytes}")
+                    raise ExportError(f"calibration batch {self.served + 1} has {batch.nbytes} bytes, "
+                                      f"not {self.nbytes}")
                 _cuda_check(cudart.cudaMemcpy(self.device, batch.ctypes.data, batch.nbytes,
                                               cudart.cudaMemcpyKind.cudaMemcpyHostToDevice))
                 self.served += 1

@@ -53,7 +53,8 @@ ONE_LAYER = {
     "Cast": ("CAST", "ICastLayer"), "Shape": ("SHAPE", "IShapeLayer"), "Where": ("SELECT", "ISelectLayer"),
     "Range": ("FILL", "IFillLayer"), "OneHot": ("ONE_HOT", "IOneHotLayer"), "ScatterND": ("SCATTER", "IScatterLayer"),
     "CumSum": ("REDUCE", "IReduceLayer"), "MaxPool": ("POOLING", "IPoolingLayer"),
-    "GridSample": ("GRID_SAMPLE", "IGridSampleLayer"), "InstanceNormalization": ("NORMALIZATION", "INormalizationLayer"),
+    "GridSample": ("GRID_SAMPLE", "IGridSampleLayer"),
+    "InstanceNormalization": ("NORMALIZATION", "INormalizationLayer"),
     "Resize": ("RESIZE", "IResizeLayer"), "Identity": ("IDENTITY", "IIdentityLayer"),
 }
 
@@ -513,7 +514,8 @@ class Runtime(Strict):
     def deserialize_cuda_engine(self, serialized_engine):
         data = bytes(serialized_engine)
         if not data.startswith(PLAN_MAGIC):
-            self._logger._log("Error Code 1: Serialization (Serialization assertion magicTagRead == kMAGIC_TAG failed.)")
+            self._logger._log("Error Code 1: Serialization (Serialization assertion magicTagRead == kMAGIC_TAG "
+                              "failed.)")
             return None
         plan = json.loads(data[len(PLAN_MAGIC):])
         flags = plan["flags"]
@@ -673,7 +675,8 @@ class Calibrator(Strict):
 
 
 #: API class -> template (the listed classes without a template exist but cannot be made)
-TEMPLATES = {"Logger": Logger, "ILayer": Layer, "ITensor": Tensor, "INetworkDefinition": Network, "OnnxParser": OnnxParser,
+TEMPLATES = {"Logger": Logger, "ILayer": Layer, "ITensor": Tensor, "INetworkDefinition": Network,
+             "OnnxParser": OnnxParser,
              "ParserError": ParserError, "ITimingCache": TimingCache, "IHostMemory": HostMemory,
              "IOptimizationProfile": Profile, "IBuilderConfig": BuilderConfig, "Builder": Builder,
              "Runtime": Runtime, "ICudaEngine": Engine, "IExecutionContext": Context, "EngineInspector": Inspector,

@@ -13,6 +13,7 @@ import importlib
 import importlib.util
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -201,6 +202,20 @@ class BufferPlan:
         return tuple(sorted(self.shapes.items()))
 
 
+_FORMAT_PRECISIONS = (("FP32", "fp32"), ("Float", "fp32"), ("FP16", "fp16"), ("Half", "fp16"), ("BF16", "bf16"),
+                      ("Int8", "int8"), ("INT8", "int8"), ("FP8", "fp8"), ("Int32", "int"), ("Int64", "int"),
+                      ("Bool", "int"))
+
+
+def format_precision(text: str) -> str:
+    """The precision a ``Format/Datatype`` string of the engine inspector names (``"Row major linear FP32"`` ->
+    ``fp32``; ``int`` for integer and bool tensors; ``unknown`` otherwise)."""
+    for key, precision in _FORMAT_PRECISIONS:
+        if re.search(rf"\b{key}\b", text):
+            return precision
+    return "unknown"
+
+
 # ---------------------------------------------------------------- the runner
 
 class TensorRTRunner(Runner):
@@ -379,6 +394,13 @@ def deserialize_plan(trt, plan, engine, what):
         raise EngineIncompatible(f"TensorRT could not deserialize {what} (corrupt, or built by another version; "
                                  f"see the TensorRT log above); {hint}")
     return runtime, cuda_engine
+
+
+def engine_information(trt, cuda_engine) -> str:
+    """The engine inspector's JSON of every layer (names, types and, for plans built with detailed profiling
+    verbosity, each input/output's ``Format/Datatype``)."""
+    # Python API > Core > ICudaEngine.create_engine_inspector, EngineInspector.get_engine_information
+    return cuda_engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON)
 
 
 def _trt_create_execution_context(cuda_engine, engine):

@@ -323,3 +323,19 @@ def test_deprecated_names_the_build_uses_are_the_known_ones(monkeypatch, sam_set
     still_there = {q for q in WEAK_TYPING | INT8_CALIBRATION
                    if (removed.member(*q.rstrip("=").split(".")) if "." in q else q in removed.classes)}
     assert still_there == set(), "TensorRT 11 dropped them: the [tensorrt] extra must stay below 11"
+
+
+def test_one_shot_check_builds_verifies_and_inspects_each_precision(fakes, sam_tiny, tmp_path, capsys):
+    from pslg.benchmarks import tensorrt_check
+    out = tmp_path / "rows.json"
+    assert tensorrt_check.run(["--models", str(sam_tiny[0]), "--work", str(tmp_path / "work"), "--json", str(out)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("graph") and len(table) == 1 + 2 * 2
+    rows = {(r["graph"], r["precision"]): r for r in json.loads(out.read_text())}
+    assert set(rows) == {(g, p) for g in ("sam_encoder", "sam_decoder") for p in ("fp32", "fp16")}
+    fp32, fp16 = rows["sam_encoder", "fp32"], rows["sam_encoder", "fp16"]
+    assert fp32["layers fp32/fp16/int8/other"].split("/")[1] == "0" and fp32["kept fp32: seen/fused/hidden"] == "-"
+    assert int(fp16["layers fp32/fp16/int8/other"].split("/")[1]) > 0
+    seen, _, total = fp16["kept fp32: seen/fused/hidden"].split(" ")
+    assert int(seen.split("/")[0]) > 0 and sum(map(int, seen.split("/"))) == int(total)
+    assert rows["sam_decoder", "fp16"]["mask IoU"] == 1.0
