@@ -325,6 +325,7 @@ def test_deprecated_names_the_build_uses_are_the_known_ones(monkeypatch, sam_set
     assert still_there == set(), "TensorRT 11 dropped them: the [tensorrt] extra must stay below 11"
 
 
+@pytest.mark.slow
 def test_one_shot_check_builds_verifies_and_inspects_each_precision(fakes, sam_tiny, tmp_path, capsys):
     from pslg.benchmarks import tensorrt_check
     out = tmp_path / "rows.json"

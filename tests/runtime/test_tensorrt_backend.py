@@ -378,3 +378,36 @@ def test_cuda_wrappers_move_data_and_replay_a_graph():
     for arr in (host, back):
         trt_backend._cuda_check(cudart.cudaFreeHost(arr.ctypes.data))
     trt_backend._cuda_check(cudart.cudaStreamDestroy(stream))
+
+
+# ---------------------------------------------------------------- the name lists the fakes are built from
+
+def test_extractor_reads_classes_members_enums_and_deprecations():
+    from tests.fixtures.tensorrt import extract_api
+    src = '''
+    py::class_<IBase>(m, "Base");
+    py::class_<IFoo, IBase, std::unique_ptr<IFoo, py::nodelete>>(m, "Foo", FooDoc::descr, py::module_local())
+        .def(py::init<ILogger&>(), "logger"_a)
+        .def("run", &IFoo::run, "stream_handle"_a, FooDoc::run) // a comment with "quotes"_a
+        .def_property("core", &IFoo::getCore, utils::deprecateMember(&IFoo::setCore, "Deprecated in TensorRT 10.9."))
+        .def_property_readonly("count", [](IFoo& self) { return self.count(); });
+    py::enum_<Kind>(m, "Kind", KindDoc::descr).value("A", Kind::kA, KindDoc::A).value("B", Kind::kB, KindDoc::B);
+    m.attr("a") = Kind::kA;
+    '''
+    docs = {"KindDoc::B": "\n    [DEPRECATED] Deprecated in TensorRT 10.12.\n", "FooDoc::descr": ":ivar count: [DEPRECATED] gone"}
+    api = extract_api.Api()
+    extract_api.parse_bindings(api, src, docs)
+    assert api.lines() == ["class Base", "class Foo Base", "enum Kind", "member Foo.__init__ method logger",
+                           "member Foo.core property", "member Foo.count readonly", "member Foo.run method stream_handle",
+                           "value Kind.A", "value Kind.B", "attr a", "deprecated Foo.core= Deprecated in TensorRT 10.9.",
+                           "deprecated Foo.count gone", "deprecated Kind.B Deprecated in TensorRT 10.12."]
+
+
+@pytest.mark.parametrize("name, commit", [("tensorrt-10.3.0.txt", "c5b9de37f7ef9034e2efc621c664145c7c12436e"),
+                                          ("tensorrt-10.16.txt", "52399f555c2f80cb690a4a558b604e1a5f227e7c"),
+                                          ("tensorrt-11.0.txt", "771d8efdf7f9d7b1eeb0864eb05d4dd8a7755bb5")])
+def test_committed_lists_name_their_source(name, commit):
+    from tests.fake_api import LISTS, ApiList
+    assert commit in (LISTS / name).read_text().splitlines()[0]
+    api = ApiList(LISTS / name)
+    assert api.member("ICudaEngine", "get_tensor_name") and "Runtime" in api.classes
