@@ -13,7 +13,8 @@ import onnx
 from pslg.runtime import modelset
 from pslg.runtime.backends.tensorrt import device_info
 from pslg.runtime.commands.options import add_models
-from pslg.runtime.errors import ParameterError
+from pslg.runtime.errors import ParameterError, PathError
+from pslg.runtime.files import writing
 from pslg.runtime.specs import EngineSpec
 
 from . import tensorrt as trt_build
@@ -60,35 +61,56 @@ def run(args):
         precision = args.precision if spec.name == "sam_encoder" or args.precision != "int8" else "fp16"
         print(f"[{i}/{len(specs)}] {spec.name}: {precision}, profile {profiles[spec.name]}", file=sys.stderr)
         model = onnx.load(str(spec.path), load_external_data=False)
-        fp32 = trt_build.fp32_nodes(model) if precision != "fp32" else []
+        keep = trt_build.fp32_nodes(model) if precision != "fp32" else []
         calibrator = None
         if precision == "int8":
             calibrator = trt_build.entropy_calibrator(
-                trt, trt_build.calibration_batches(images, models.component("sam")),
+                trt, trt_build.calibration_batches(images, models.component("sam")), len(images),
                 models.path / modelset.calibration_cache_file(spec.name, spec.sha256))
         t0 = time.perf_counter()
-        plan, cache = trt_build.build_serialized_network(
-            trt, spec.path, profiles[spec.name], precision, trt_build.fp32_tensors(model, fp32),
-            int(args.workspace_gb * (1 << 30)), cache_path.read_bytes() if cache_path.exists() else None,
-            args.dla_core, args.version_compatible, args.exclude_lean_runtime, calibrator, sys.stderr)
+        try:
+            built = trt_build.build_serialized_network(
+                trt, spec.path, model, profiles[spec.name], precision, keep, int(args.workspace_gb * (1 << 30)),
+                cache_path.read_bytes() if cache_path.exists() else None, args.dla_core, args.version_compatible,
+                args.exclude_lean_runtime, calibrator, sys.stderr)
+        finally:
+            if calibrator is not None:
+                calibrator.finish()
         seconds = time.perf_counter() - t0
         path = models.path / modelset.engine_file(spec.name, precision)
-        path.write_bytes(plan)
-        cache_path.write_bytes(cache)
-        modelset.record_engine(models.path, EngineSpec(
-            spec.name, path, precision, device.tensorrt_version, device.gpu_name, device.compute_capability,
-            profiles[spec.name], spec.sha256, tuple(fp32), args.version_compatible,
-            args.version_compatible and not args.exclude_lean_runtime, args.dla_core),
-            build={"workspace_gb": args.workspace_gb, "build_seconds": round(seconds, 1),
-                   "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-        print(f"[{i}/{len(specs)}] {spec.name}: {path.name} in {seconds:.0f} s", file=sys.stderr)
+        engine = EngineSpec(spec.name, path, precision, device.tensorrt_version, device.gpu_name,
+                            device.compute_capability, profiles[spec.name], spec.sha256, tuple(keep),
+                            args.version_compatible, args.version_compatible and not args.exclude_lean_runtime,
+                            args.dla_core)
+        check = trt_build.inspect_fp32(trt, built.plan, engine, built.fp32_layers) if keep else None
+        with writing(path):
+            path.write_bytes(built.plan)
+        with writing(cache_path):
+            cache_path.write_bytes(built.timing_cache)
+        build = {"workspace_gb": args.workspace_gb, "build_seconds": round(seconds, 1),
+                 "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                 "timing_cache": built.timing_cache_status}
+        if check is not None:
+            build["fp32_check"] = {k: v for k, v in check.items() if k != "violations"}
+        if calibrator is not None:
+            build["calibration"] = {"images": len(images), "batches": calibrator.served,
+                                    "cache": "reused" if calibrator.cache_used else "computed"}
+        modelset.record_engine(models.path, engine, build=build)
+        seen = f", fp32 layers confirmed {check['fp32']}/{check['constrained_layers']}" if check else ""
+        print(f"[{i}/{len(specs)}] {spec.name}: {path.name} in {seconds:.0f} s{seen}", file=sys.stderr)
     return 0
 
 
 def _calibration_images(folder):
+    """The calibration images, each decoded once first so a bad file fails before any build (ImageError)."""
+    from pslg.runtime.image import load_image
     if not folder:
         raise ParameterError("--precision int8 needs --calibration-images DIR (representative aerial images)")
+    if not Path(folder).is_dir():
+        raise PathError(f"--calibration-images {folder} is not a folder")
     images = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
         raise ParameterError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    for p in images:
+        load_image(p)
     return images

@@ -1,14 +1,21 @@
 """TensorRT backend: one engine per graph, run on one CUDA stream with buffers kept per shape.
 
-Everything that is logic (profile checks, compatibility decisions, buffer
-plans) is plain Python here and tested without TensorRT. The calls into
-TensorRT and CUDA are the few ``_trt_*`` / ``_cuda_*`` functions at the end,
-each named after the API it wraps and citing the documentation section it
-follows (TensorRT 10 Python API; cuda-python's ``cuda.bindings.runtime``).
+Everything that is logic (version and compatibility rules, profile checks,
+buffer plans) is plain Python here and tested without TensorRT. The calls
+into TensorRT and CUDA are the few ``_trt_*`` / ``_cuda_*`` functions at the
+end, each named after the API it wraps. They are written against the
+TensorRT 10.3 Python bindings (JetPack 6.1/6.2) and cuda-python 12.x's
+``cuda.bindings.runtime``, and tested against fakes built from those
+bindings' extracted name lists (``tests/fixtures/tensorrt``).
 """
-import ctypes
+import ctypes.util
 import importlib
+import importlib.util
+import logging
+import os
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -16,10 +23,19 @@ from ..errors import BackendRuntimeError, BackendUnavailable, EngineIncompatible
 from ..specs import TensorSpec
 from .base import Runner
 
-INSTALL_HINT = ("TensorRT is not installed. On Jetson it comes with JetPack (python3-libnvinfer, or the "
-                "'nvidia-tensorrt' apt package); on a desktop GPU install the 'tensorrt' and 'cuda-python' "
-                "wheels from NVIDIA's Python package index (pip install 'pslg-sam[tensorrt]' with that index "
-                "configured). Then build engines on the target device with 'pslg build --models DIR'.")
+log = logging.getLogger(__name__)
+
+#: TensorRT releases this code supports: 10.3 (JetPack 6.1/6.2) up to, not including, 11 (which removed the
+#: weakly typed precision API the fp16/int8 builds use). Keep in step with setup.cfg's [tensorrt] extra.
+TENSORRT_MIN, TENSORRT_BELOW = (10, 3), (11, 0)
+#: environment variable naming the lean runtime library for engines built with --exclude-lean-runtime
+LEAN_LIBRARY_ENV = "PSLG_TENSORRT_LEAN_LIBRARY"
+INSTALL_HINT = ("TensorRT is not installed. On Jetson it comes with JetPack 6.1 or 6.2 (TensorRT 10.3; "
+                "python3-libnvinfer), plus 'pip install \"cuda-python>=12.6,<13\"'; on a desktop GPU with a CUDA 12 "
+                "driver: pip install 'pslg-sam[tensorrt]' (tensorrt-cu12 10.x and cuda-python 12.x). Then build "
+                "engines on the target device with 'pslg build --models DIR'.")
+#: cudaErrorInsufficientDriver: the usual cause is cuda-python 13 (CUDA 13, driver r580+) on a CUDA 12 driver
+_INSUFFICIENT_DRIVER = 35
 
 
 def _import_first(names, error):
@@ -31,15 +47,45 @@ def _import_first(names, error):
     raise error
 
 
+def version_tuple(version: str):
+    """``"10.3.0.26"`` -> ``(10, 3, 0, 26)`` (non-numeric parts end the tuple)."""
+    parts = []
+    for p in str(version).split("."):
+        if not p.isdigit():
+            break
+        parts.append(int(p))
+    return tuple(parts)
+
+
+def check_tensorrt_version(version: str) -> None:
+    """Refuse a TensorRT this code was not written for, with a named error saying what to install."""
+    v = version_tuple(version)
+    if not TENSORRT_MIN <= v[:2] < TENSORRT_BELOW:
+        lo, hi = ".".join(map(str, TENSORRT_MIN)), TENSORRT_BELOW[0]
+        why = ("TensorRT 11 removed the weakly typed precision API (BuilderFlag.FP16/INT8, layer precisions, INT8 "
+               "calibrators) that these builds use" if v[:1] >= TENSORRT_BELOW[:1] else
+               "TensorRT 8.6 (JetPack 6.0) and other releases before 10.3 lack APIs it uses (IProgressMonitor, the "
+               "tensor-name I/O API, explicit batch by default)")
+        raise BackendUnavailable(f"TensorRT {version} is not supported: pslg-sam needs TensorRT >= {lo}, < {hi} "
+                                 f"({why}). On Jetson use JetPack 6.1 or 6.2; on a desktop: "
+                                 f"pip install 'pslg-sam[tensorrt]'")
+
+
 def import_tensorrt():
-    """The full ``tensorrt`` module, else ``tensorrt_lean`` (runtime only); BackendUnavailable if neither."""
-    return _import_first(("tensorrt", "tensorrt_lean"), BackendUnavailable(INSTALL_HINT))
+    """The full ``tensorrt`` module, else ``tensorrt_lean`` (runtime only), of a supported version.
+
+    BackendUnavailable if neither is installed or the version is outside 10.3..10.x.
+    """
+    trt = _import_first(("tensorrt", "tensorrt_lean"), BackendUnavailable(INSTALL_HINT))
+    check_tensorrt_version(getattr(trt, "__version__", "0"))
+    return trt
 
 
 def import_cudart():
-    """cuda-python's runtime bindings (new and old module layouts)."""
+    """cuda-python's runtime bindings (``cuda.bindings.runtime``, or ``cuda.cudart`` before 12.6)."""
     return _import_first(("cuda.bindings.runtime", "cuda.cudart"),
-                         BackendUnavailable("the TensorRT backend needs cuda-python: pip install cuda-python"))
+                         BackendUnavailable("the TensorRT backend needs cuda-python: pip install "
+                                            "'cuda-python>=12.6,<13' (CUDA 12 drivers, JetPack 6)"))
 
 
 # ---------------------------------------------------------------- logic (no TensorRT needed)
@@ -56,19 +102,25 @@ class DeviceInfo:
 def compatibility_problems(engine, device, onnx_sha256):
     """Why ``engine`` (an EngineSpec) cannot run here (empty list: it can).
 
-    Plain engines need the same TensorRT version; version-compatible ones a
-    runtime of the same major version, not older than the builder. Both need
-    the same compute capability and must come from the graph now in the set.
+    Plain engines need the TensorRT version that built them. Version-compatible
+    engines that embed their lean runtime run on any TensorRT of the same major
+    version, not older than the builder; those built without it
+    (``--exclude-lean-runtime``) run only through the builder's lean runtime
+    library, which :func:`lean_library` takes from this TensorRT, so they need
+    the same version too. All need the same compute capability and must come
+    from the graph now in the set.
     """
     problems = []
     built, here = engine.tensorrt_version, device.tensorrt_version
-    if engine.version_compatible:
-        b, h = _version_tuple(built), _version_tuple(here)
-        if b[0] != h[0] or h < b:
+    if engine.version_compatible and engine.lean_runtime_embedded:
+        b, h = version_tuple(built), version_tuple(here)
+        if b[:1] != h[:1] or h[:3] < b[:3]:
             problems.append(f"version-compatible engine from TensorRT {built} needs a TensorRT {b[0]}.x runtime "
                             f">= {built}, this is {here}")
     elif built != here:
-        problems.append(f"built with TensorRT {built}, this is TensorRT {here}")
+        lean = (" (built --version-compatible --exclude-lean-runtime: it runs only through the lean runtime of the "
+                "TensorRT that built it)" if engine.version_compatible else "")
+        problems.append(f"built with TensorRT {built}, this is TensorRT {here}{lean}")
     if engine.compute_capability != device.compute_capability:
         problems.append(f"built for {engine.gpu_name} (compute capability {engine.compute_capability}), "
                         f"this GPU is {device.gpu_name} ({device.compute_capability})")
@@ -77,8 +129,26 @@ def compatibility_problems(engine, device, onnx_sha256):
     return problems
 
 
-def _version_tuple(version):
-    return tuple(int(p) for p in version.split(".")[:3] if p.isdigit())
+def lean_library(trt):
+    """Path (or soname) of the lean runtime library for ``IRuntime.load_runtime``.
+
+    ``$PSLG_TENSORRT_LEAN_LIBRARY`` when set, else ``libnvinfer_lean`` found on the
+    library path (JetPack) or beside the ``tensorrt_libs`` wheel (pip).
+    """
+    path = os.environ.get(LEAN_LIBRARY_ENV)
+    if path:
+        return path
+    found = ctypes.util.find_library("nvinfer_lean")
+    if found:
+        return found
+    spec = importlib.util.find_spec("tensorrt_libs")
+    major = version_tuple(trt.__version__)[:1] or (10,)
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(folder) / f"libnvinfer_lean.so.{major[0]}"
+        if candidate.is_file():
+            return str(candidate)
+    raise EngineIncompatible(f"engine built --exclude-lean-runtime needs TensorRT's lean runtime library "
+                             f"(libnvinfer_lean.so), which was not found: set {LEAN_LIBRARY_ENV} to its path")
 
 
 def rebuild_hint(engine):
@@ -132,10 +202,31 @@ class BufferPlan:
         return tuple(sorted(self.shapes.items()))
 
 
+_FORMAT_PRECISIONS = (("FP32", "fp32"), ("Float", "fp32"), ("FP16", "fp16"), ("Half", "fp16"), ("BF16", "bf16"),
+                      ("Int8", "int8"), ("INT8", "int8"), ("FP8", "fp8"), ("Int32", "int"), ("Int64", "int"),
+                      ("Bool", "int"))
+
+
+def format_precision(text: str) -> str:
+    """The precision a ``Format/Datatype`` string of the engine inspector names (``"Row major linear FP32"`` ->
+    ``fp32``; ``int`` for integer and bool tensors; ``unknown`` otherwise)."""
+    for key, precision in _FORMAT_PRECISIONS:
+        if re.search(rf"\b{key}\b", text):
+            return precision
+    return "unknown"
+
+
 # ---------------------------------------------------------------- the runner
 
 class TensorRTRunner(Runner):
-    """Runs one engine. Device and pinned host buffers are allocated once per input-shape set."""
+    """Runs one engine. Device and pinned host buffers are allocated once per input-shape set.
+
+    Before the first run of a shape set, the output shapes TensorRT computes
+    (``get_tensor_shape`` once the input shapes are set) must equal those the
+    manifest implies, so no buffer is ever smaller than what TensorRT writes.
+    Outputs are copied out of the pinned buffers: what ``run`` returns stays
+    valid after the next run and after ``close()``.
+    """
 
     backend = "tensorrt"
 
@@ -146,8 +237,14 @@ class TensorRTRunner(Runner):
         self.cuda_graph = cuda_graph
         self.gpu = gpu
         self._plans = {}
-        self.engine = _trt_deserialize_cuda_engine(self.trt, engine)
-        self.context = _trt_create_execution_context(self.engine)
+        self.stream = None
+        try:
+            plan = engine.path.read_bytes()
+        except OSError as e:
+            raise EngineIncompatible(f"cannot read the engine {engine.path}: {e.strerror}; {rebuild_hint(engine)}") \
+                from None
+        self.runtime, self.engine = deserialize_plan(self.trt, plan, engine, str(engine.path))
+        self.context = _trt_create_execution_context(self.engine, engine)
         self.stream = _cuda_stream_create(self.cudart)
 
     @property
@@ -160,54 +257,87 @@ class TensorRTRunner(Runner):
     def _allocation(self, plan):
         alloc = self._plans.get(plan.key)
         if alloc is None:
+            self._check_output_shapes(plan)
             alloc = {"device": {}, "host": {}, "graph": None}
+            self._plans[plan.key] = alloc
             for name in plan.shapes:
                 n = max(plan.nbytes(name), 1)
                 alloc["device"][name] = _cuda_malloc(self.cudart, n)
                 alloc["host"][name] = _cuda_malloc_host(self.cudart, n, plan.shapes[name], plan.dtypes[name])
-            self._plans[plan.key] = alloc
         return alloc
+
+    def _check_output_shapes(self, plan):
+        """The engine's own output shapes for the input shapes just set must be the manifest's (Polygraphy does
+        the same): a larger one would make TensorRT write past the buffer."""
+        for t in self.spec.outputs:
+            got = tuple(int(d) for d in _trt_get_tensor_shape(self.context, t.name))
+            if got != plan.shapes[t.name]:
+                raise BackendRuntimeError(
+                    f"{self.spec.name}: for inputs {[list(plan.shapes[i.name]) for i in self.spec.inputs]} the engine "
+                    f"computes output '{t.name}' as {list(got)}, the manifest implies {list(plan.shapes[t.name])}; "
+                    f"the engine does not belong to this graph: rebuild it (pslg build)")
 
     def _run(self, feeds):
         check_profile(feeds, self.profile)
         plan = BufferPlan.for_feeds(self.spec, feeds)
-        alloc = self._allocation(plan)
         inputs = [t.name for t in self.spec.inputs]
         outputs = [t.name for t in self.spec.outputs]
         for name in inputs:
-            np.copyto(alloc["host"][name], feeds[name])
-        for name in inputs:
             _trt_set_input_shape(self.context, name, plan.shapes[name])
+        alloc = self._allocation(plan)
+        for name in inputs:
+            np.copyto(alloc["host"][name], feeds[name])
         for name in inputs + outputs:
             _trt_set_tensor_address(self.context, name, alloc["device"][name])
         for name in inputs:
             _cuda_memcpy_async(self.cudart, alloc["device"][name], alloc["host"][name], "h2d", self.stream)
-        if self.cuda_graph:
-            if alloc["graph"] is None:
-                alloc["graph"] = _cuda_capture_graph(self.cudart, self.stream,
-                                                     lambda: _trt_execute_async_v3(self.context, self.stream))
-            _cuda_graph_launch(self.cudart, alloc["graph"], self.stream)
-        else:
-            _trt_execute_async_v3(self.context, self.stream)
+        self._enqueue(alloc)
         for name in outputs:
             _cuda_memcpy_async(self.cudart, alloc["host"][name], alloc["device"][name], "d2h", self.stream)
         _cuda_stream_synchronize(self.cudart, self.stream)
-        return {name: alloc["host"][name] for name in outputs}
+        return {name: alloc["host"][name].copy() for name in outputs}
+
+    def _enqueue(self, alloc):
+        """Run the engine: replay this shape set's CUDA graph (captured on first use), else enqueue directly."""
+        if self.cuda_graph and alloc["graph"] is None:
+            try:
+                alloc["graph"] = _cuda_capture_graph(self.cudart, self.stream,
+                                                     lambda: _trt_execute_async_v3(self.context, self.stream))
+            except BackendRuntimeError as e:
+                alloc["graph"] = False  # do not try again for this shape set
+                log.warning("%s: CUDA graph capture failed (%s); enqueueing without a graph", self.spec.name,
+                            e.message)
+        if alloc["graph"]:
+            _cuda_graph_launch(self.cudart, alloc["graph"], self.stream)
+        else:
+            _trt_execute_async_v3(self.context, self.stream)
 
     def close(self):
-        """Free every buffer, graph exec and the stream; CUDA errors while freeing are raised, not ignored."""
-        if not self.closed:
-            self.closed = True
-            plans, self._plans = self._plans, {}
-            for alloc in plans.values():
-                if alloc["graph"] is not None:
-                    _cuda_check(self.cudart.cudaGraphExecDestroy(alloc["graph"]))
-                for ptr in alloc["device"].values():
-                    _cuda_check(self.cudart.cudaFree(ptr))
-                for arr in alloc["host"].values():
-                    _cuda_check(self.cudart.cudaFreeHost(arr.ctypes.data))
-            self.context = self.engine = None
-            _cuda_check(self.cudart.cudaStreamDestroy(self.stream))
+        """Free every buffer, graph exec and the stream; CUDA errors while freeing are raised (after freeing the
+        rest), not ignored."""
+        if self.closed:
+            return
+        self.closed = True
+        plans, self._plans = self._plans, {}
+        errors = []
+
+        def free(result):
+            try:
+                _cuda_check(result)
+            except BackendRuntimeError as e:
+                errors.append(e.message)
+        for alloc in plans.values():
+            if alloc["graph"]:
+                free(self.cudart.cudaGraphExecDestroy(alloc["graph"]))
+            for ptr in alloc["device"].values():
+                free(self.cudart.cudaFree(ptr))
+            for arr in alloc["host"].values():
+                free(self.cudart.cudaFreeHost(arr.ctypes.data))
+        self.context = self.engine = self.runtime = None
+        if self.stream is not None:
+            free(self.cudart.cudaStreamDestroy(self.stream))
+        if errors:
+            raise BackendRuntimeError(f"{self.spec.name}: freeing CUDA resources failed: {'; '.join(errors)}")
 
 
 def device_info(trt=None, cudart=None, device=0):
@@ -232,23 +362,54 @@ def open_engine(spec, engine, options):
 
 # ---------------------------------------------------------------- thin wrappers around TensorRT and CUDA
 
-def _trt_deserialize_cuda_engine(trt, engine):
-    # Python API > Core > Runtime: IRuntime.deserialize_cuda_engine; developer guide "Version Compatibility":
-    # engine_host_code_allowed is set only for version-compatible plans that embed the lean runtime.
-    runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-    if engine.lean_runtime_embedded:
+def deserialize_plan(trt, plan, engine, what):
+    """``(runtime, ICudaEngine)`` of the serialized ``plan`` that the EngineSpec ``engine`` describes (its file
+    need not be written yet); EngineIncompatible when TensorRT refuses it.
+
+    Python API > Core > Runtime: ``deserialize_cuda_engine`` returns None on failure (the reason goes to the
+    logger). Developer guide "Version Compatibility": ``engine_host_code_allowed`` only for version-compatible
+    plans that embed the lean runtime; plans built without it run through ``load_runtime(lean library)``.
+    "Working with DLA": ``IRuntime.DLA_core`` is set before deserializing, or the engine runs on core 0.
+    """
+    hint = f"rebuild it: {rebuild_hint(engine)}"
+    try:
+        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+    except (TypeError, RuntimeError) as e:  # pybind11: createInferRuntime returned nullptr (no usable CUDA)
+        raise BackendUnavailable(f"TensorRT could not create a runtime ({e}); check the NVIDIA driver and CUDA "
+                                 f"installation (nvidia-smi, or tegrastats on Jetson)") from None
+    if engine.version_compatible and not engine.lean_runtime_embedded:
+        library = lean_library(trt)
+        runtime = runtime.load_runtime(str(library))
+        if runtime is None:
+            raise EngineIncompatible(f"TensorRT could not load the lean runtime {library} for {what}")
+    elif engine.version_compatible:
         runtime.engine_host_code_allowed = True
-    with open(engine.path, "rb") as f:
-        plan = runtime.deserialize_cuda_engine(f.read())
-    if plan is None:
-        raise EngineIncompatible(f"TensorRT could not deserialize {engine.path} (corrupt, or built by another "
-                                 f"version); rebuild it: {rebuild_hint(engine)}")
-    return plan
+    if engine.dla_core is not None:
+        if not 0 <= engine.dla_core < runtime.num_DLA_cores:
+            raise EngineIncompatible(f"{what} was built for DLA core {engine.dla_core}; this device has "
+                                     f"{runtime.num_DLA_cores} DLA cores; {hint}")
+        runtime.DLA_core = int(engine.dla_core)
+    cuda_engine = runtime.deserialize_cuda_engine(plan)
+    if cuda_engine is None:
+        raise EngineIncompatible(f"TensorRT could not deserialize {what} (corrupt, or built by another version; "
+                                 f"see the TensorRT log above); {hint}")
+    return runtime, cuda_engine
 
 
-def _trt_create_execution_context(engine):
-    # Python API > Core > ICudaEngine.create_execution_context
-    return engine.create_execution_context()
+def engine_information(trt, cuda_engine) -> str:
+    """The engine inspector's JSON of every layer (names, types and, for plans built with detailed profiling
+    verbosity, each input/output's ``Format/Datatype``)."""
+    # Python API > Core > ICudaEngine.create_engine_inspector, EngineInspector.get_engine_information
+    return cuda_engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON)
+
+
+def _trt_create_execution_context(cuda_engine, engine):
+    # Python API > Core > ICudaEngine.create_execution_context: None when device memory runs out
+    context = cuda_engine.create_execution_context()
+    if context is None:
+        raise BackendRuntimeError(f"TensorRT could not create an execution context for {engine.path.name} "
+                                  f"(out of GPU memory?)")
+    return context
 
 
 def _trt_io_tensors(trt, engine):
@@ -269,53 +430,63 @@ def _trt_set_input_shape(context, name, shape):
         raise ProfileError(f"TensorRT refused shape {list(shape)} for input '{name}'")
 
 
+def _trt_get_tensor_shape(context, name):
+    # Python API > Core > IExecutionContext.get_tensor_shape: output shapes once every input shape is set
+    return context.get_tensor_shape(name)
+
+
 def _trt_set_tensor_address(context, name, pointer):
-    # Python API > Core > IExecutionContext.set_tensor_address
-    context.set_tensor_address(name, int(pointer))
+    # Python API > Core > IExecutionContext.set_tensor_address: False for an unknown name or a bad address
+    if not context.set_tensor_address(name, int(pointer)):
+        raise BackendRuntimeError(f"TensorRT refused the device address of tensor '{name}'")
 
 
 def _trt_execute_async_v3(context, stream):
     # Python API > Core > IExecutionContext.execute_async_v3
     if not context.execute_async_v3(int(stream)):
-        raise BackendRuntimeError("TensorRT execute_async_v3 failed")
+        raise BackendRuntimeError("TensorRT execute_async_v3 failed (see the TensorRT log above)")
 
 
 def _cuda_check(result):
+    """The value(s) of a cuda-python call, or BackendRuntimeError naming the CUDA error."""
     err, *rest = result if isinstance(result, tuple) else (result,)
     if int(err) != 0:
-        raise BackendRuntimeError(f"CUDA error {err}")
+        name = getattr(err, "name", str(err))
+        hint = (": the NVIDIA driver is older than the CUDA version of cuda-python; with CUDA 12 drivers "
+                "(JetPack 6) install 'cuda-python>=12.6,<13'" if int(err) == _INSUFFICIENT_DRIVER else "")
+        raise BackendRuntimeError(f"CUDA error {int(err)} ({name}){hint}")
     return rest[0] if len(rest) == 1 else rest
 
 
 def _cuda_stream_create(cudart):
-    # cuda-python runtime API: cudaStreamCreate
+    # cuda-python runtime API: cudaStreamCreate()
     return _cuda_check(cudart.cudaStreamCreate())
 
 
 def _cuda_set_device(cudart, index):
-    # cuda-python runtime API: cudaSetDevice
+    # cuda-python runtime API: cudaSetDevice(int device)
     _cuda_check(cudart.cudaSetDevice(index))
 
 
 def _cuda_get_device_properties(cudart, index):
-    # cuda-python runtime API: cudaGetDeviceProperties
+    # cuda-python runtime API: cudaGetDeviceProperties(int device)
     return _cuda_check(cudart.cudaGetDeviceProperties(index))
 
 
 def _cuda_malloc(cudart, nbytes):
-    # cuda-python runtime API: cudaMalloc
+    # cuda-python runtime API: cudaMalloc(size_t size)
     return _cuda_check(cudart.cudaMalloc(nbytes))
 
 
 def _cuda_malloc_host(cudart, nbytes, shape, dtype):
-    # cuda-python runtime API: cudaMallocHost (pinned memory), viewed as a numpy array
+    # cuda-python runtime API: cudaMallocHost(size_t size) (pinned memory), viewed as a numpy array
     ptr = _cuda_check(cudart.cudaMallocHost(nbytes))
     buf = (ctypes.c_byte * nbytes).from_address(int(ptr))
     return np.frombuffer(buf, dtype=dtype, count=int(np.prod(shape, dtype=np.int64))).reshape(shape)
 
 
 def _cuda_memcpy_async(cudart, dst, src, direction, stream):
-    # cuda-python runtime API: cudaMemcpyAsync
+    # cuda-python runtime API: cudaMemcpyAsync(dst, src, size_t count, kind: cudaMemcpyKind, stream)
     kind = (cudart.cudaMemcpyKind.cudaMemcpyHostToDevice if direction == "h2d"
             else cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost)
     dst_ptr = dst.ctypes.data if isinstance(dst, np.ndarray) else int(dst)
@@ -325,16 +496,23 @@ def _cuda_memcpy_async(cudart, dst, src, direction, stream):
 
 
 def _cuda_stream_synchronize(cudart, stream):
-    # cuda-python runtime API: cudaStreamSynchronize
+    # cuda-python runtime API: cudaStreamSynchronize(stream)
     _cuda_check(cudart.cudaStreamSynchronize(stream))
 
 
 def _cuda_capture_graph(cudart, stream, enqueue):
-    # cuda-python runtime API: cudaStreamBeginCapture / cudaStreamEndCapture / cudaGraphInstantiate
-    # (TensorRT developer guide "CUDA Graphs": capture execute_async_v3 after one warm-up run)
+    """Capture ``enqueue`` on ``stream`` into an instantiated graph exec (the graph itself is destroyed).
+
+    TensorRT developer guide "CUDA Graphs" and trtexec: one enqueue before capturing (TensorRT may allocate
+    or set up on the first run), then cudaStreamBeginCapture(stream, mode) in thread-local mode, so another
+    thread's CUDA calls do not invalidate the capture, cudaStreamEndCapture(stream) and
+    cudaGraphInstantiate(graph, flags=0) (the cuda-python 12.x and 13.x signature). A failure anywhere ends
+    the capture and raises BackendRuntimeError; the caller falls back to plain enqueues.
+    """
     enqueue()
     _cuda_check(cudart.cudaStreamSynchronize(stream))
-    _cuda_check(cudart.cudaStreamBeginCapture(stream, cudart.cudaStreamCaptureMode.cudaStreamCaptureModeGlobal))
+    _cuda_check(cudart.cudaStreamBeginCapture(
+        stream, cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal))
     try:
         enqueue()
     finally:
@@ -346,6 +524,5 @@ def _cuda_capture_graph(cudart, stream, enqueue):
 
 
 def _cuda_graph_launch(cudart, graph_exec, stream):
-    # cuda-python runtime API: cudaGraphLaunch
+    # cuda-python runtime API: cudaGraphLaunch(graphExec, stream)
     _cuda_check(cudart.cudaGraphLaunch(graph_exec, stream))
-
