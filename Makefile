@@ -43,7 +43,7 @@ demo: $(VENV)/.installed-export $(DEMO_MODELS)/.complete
 	$(PSLG) warmup
 	$(PSLG) run $(DEMO_IMAGE) --models $(DEMO_MODELS) --text "$(DEMO_TEXT)" --mode full --mode classical --out $(DEMO_OUT)
 
-test: $(VENV)/.installed-export+dev
+test: $(VENV)/.installed-export+dev+geo
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
