@@ -33,10 +33,8 @@ def write_query(folder, result, image=None, models=None):
                       title=RANDOM_TITLE if random else None)
     save_rgb(folder / "overlay.png", picture)
     report = dict(result.to_json(), models=models)
-    if not plain:
+    if not plain and result.georef is not None:
         from .geo.write import write_geo
-        written = write_geo(folder, result) if result.georef is not None else []
-        if "geo" in report:
-            report["geo"]["outputs"] = written
+        report["geo"]["outputs"] = write_geo(folder, result)
     write_text(folder / "result.json", json.dumps(report, indent=2) + "\n")
     return picture

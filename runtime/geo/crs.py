@@ -47,9 +47,9 @@ def transformer(src, dst) -> "pyproj.Transformer":
     return _transformer(parse_crs(src), parse_crs(dst))
 
 
-def _finite(values, what, crs):
+def _finite(values, what, crs, error=BoxError):
     if not np.isfinite(values).all():
-        raise BoxError(f"{what} cannot be transformed from {crs} to the raster's CRS (outside its area of use?)")
+        raise error(f"{what} cannot be transformed from {crs} to the raster's CRS (outside its area of use?)")
     return values
 
 
@@ -68,7 +68,7 @@ class Georef:
         """The grid of a :class:`~.view.View` of this grid (its window, at its scale)."""
         sx, sy = view.scale
         x0, y0 = view.window[:2]
-        return Georef(self.crs, self.transform * Affine.translation(x0, y0) * Affine.scale(1 / sx, 1 / sy))
+        return Georef(self.crs, self.transform @ Affine.translation(x0, y0) @ Affine.scale(1 / sx, 1 / sy))
 
     @property
     def pixel_size(self) -> float:
@@ -85,8 +85,8 @@ class Georef:
         move = transformer(src, self.crs)
         inverse = ~self.transform
         if kind == "point":
-            x, y = _finite(np.array(move.transform(c[0], c[1])), f"point {c.tolist()}", crs)
-            px = np.array(inverse * (x, y))
+            x, y = _finite(np.array(move.transform(c[0], c[1])), f"point {c.tolist()}", crs, PointError)
+            px = np.array(inverse @ (x, y))
             if not (0 <= px[0] < size[0] and 0 <= px[1] < size[1]):
                 raise PointError(f"point {c.tolist()} in {crs} lies outside the raster (pixel {px.round(1).tolist()} "
                                  f"of {size[0]}x{size[1]})")
@@ -95,7 +95,7 @@ class Georef:
             raise BoxError(f"box {c.tolist()} in {crs} must be xmin, ymin, xmax, ymax with min < max")
         bounds = c if src == self.crs else _finite(np.array(move.transform_bounds(*c, densify_pts=DENSIFY)),
                                                     f"box {c.tolist()}", crs)
-        corners = np.array([inverse * (x, y) for x in bounds[0::2] for y in bounds[1::2]])
+        corners = np.array([inverse @ (x, y) for x in bounds[0::2] for y in bounds[1::2]])
         box = np.array([*corners.min(axis=0), *corners.max(axis=0)])
         if box[2] <= 0 or box[3] <= 0 or box[0] >= size[0] or box[1] >= size[1]:
             raster = self.bounds_in((0, 0, *size), src)
@@ -105,7 +105,7 @@ class Georef:
 
     def to_map(self, box):
         """Pixel box -> ``[xmin, ymin, xmax, ymax]`` in this grid's CRS (the bounding box of its corners)."""
-        corners = np.array([self.transform * (x, y) for x in box[0::2] for y in box[1::2]])
+        corners = np.array([self.transform @ (x, y) for x in box[0::2] for y in box[1::2]])
         return [*corners.min(axis=0).tolist(), *corners.max(axis=0).tolist()]
 
     def bounds_in(self, box, crs):

@@ -155,10 +155,8 @@ class Raster:
 
     def _sample(self):
         """``(data, valid, description)`` the stretch is fitted on."""
-        if not self.large:
-            return (*self._read(None, (0, 0, self.width, self.height), (self.height, self.width)), "the whole raster")
-        level, window, shape, source = self._overview_plan(SAMPLE_SIDE)
-        return (*self._read(level, window, shape), source)
+        data, valid, _, source = self._raw(None, SAMPLE_SIDE if self.large else None)
+        return data, valid, "the whole raster" if not self.large else f"the {source} read of the whole raster"
 
     @property
     def stretch(self):
@@ -166,46 +164,52 @@ class Raster:
         return None if self.dtype == "uint8" else self._fit()
 
     def read(self, window=None, max_side=None) -> View:
-        """The full-resolution window ``(x0, y0, x1, y1)`` (default: the whole raster) as a :class:`View`,
-        decimated to ``max_side`` px along its long side when larger. Refuses a window of nodata only."""
+        """The full-resolution window ``(x0, y0, x1, y1)`` (default: the whole raster) as a :class:`View`; a
+        window longer than ``max_side`` px is read decimated to it, from the coarsest overview still at least
+        that fine (the view's window is then that overview's pixels, in full-resolution units). Refuses a
+        window of nodata only."""
+        data, valid, covered, source = self._raw(window, max_side)
+        whole = covered == (0, 0, self.width, self.height) and data.shape[1:] == (self.height, self.width)
+        sample = (data, valid, "the whole raster") if whole and self._stretch is None else None
+        return View(self._rgb8(data, sample), valid, covered, source)
+
+    def _raw(self, window, max_side):
+        """``(values, valid, covered window, description)`` of :meth:`read`."""
         x0, y0, x1, y1 = window or (0, 0, self.width, self.height)
         if not (0 <= x0 < x1 <= self.width and 0 <= y0 < y1 <= self.height):
             raise ParameterError(f"window {[x0, y0, x1, y1]} is not inside the {self.width}x{self.height} raster")
-        w, h = x1 - x0, y1 - y0
-        scale = 1.0 if max_side is None else min(1.0, max_side / max(w, h))
-        shape = (max(1, round(h * scale)), max(1, round(w * scale)))
-        data, valid = self._read(None, (x0, y0, x1, y1), shape)
-        self._no_data_only(valid, (x0, y0, x1, y1))
-        whole = (x0, y0, x1, y1) == (0, 0, self.width, self.height) and scale == 1.0
-        sample = (data, valid, "the whole raster") if whole and self._stretch is None else None
-        source = "full resolution" if scale == 1.0 else f"full resolution decimated to 1/{1 / scale:.3g}"
-        return View(self._rgb8(data, sample), valid, (x0, y0, x1, y1), source)
-
-    def _no_data_only(self, valid, window):
+        scale = 1.0 if max_side is None else min(1.0, max_side / max(x1 - x0, y1 - y0))
+        level, factor = self._level(scale)
+        if level is None:
+            source = "full resolution" if scale == 1.0 else \
+                f"full resolution decimated to 1/{1 / scale:.3g}" + (" (the file has no overviews)"
+                                                                    if not self.overview_factors else "")
+            fx = fy = 1.0
+            read_window = (x0, y0, x1, y1)
+        else:
+            ds = self._dataset(level)
+            fx, fy = self.width / ds.width, self.height / ds.height
+            read_window = (math.floor(x0 / fx), math.floor(y0 / fy), min(ds.width, math.ceil(x1 / fx)),
+                           min(ds.height, math.ceil(y1 / fy)))
+            source = f"overview {level} (1/{factor}, {ds.width}x{ds.height})"
+        lx0, ly0, lx1, ly1 = read_window
+        cap = max_side or max(self.width, self.height)
+        shape = tuple(min(cap, max(1, round(n))) for n in ((ly1 - ly0) * fy * scale, (lx1 - lx0) * fx * scale))
+        data, valid = self._read(level, read_window, shape)
         if valid is not None and not valid.any():
-            raise ImageError(f"{self.path} holds only nodata in the window {list(window)}")
+            raise ImageError(f"{self.path} holds only nodata in the window {[x0, y0, x1, y1]}")
+        covered = (lx0 * fx, ly0 * fy, min(self.width, lx1 * fx), min(self.height, ly1 * fy))
+        return data, valid, tuple(int(v) if float(v).is_integer() else float(v) for v in covered), source
 
-    def _overview_plan(self, max_side):
-        """``(level, window, shape, description)`` of the cheapest read showing the raster at <= ``max_side``."""
-        long = max(self.width, self.height)
-        scale = min(1.0, max_side / long)
-        shape = (max(1, round(self.height * scale)), max(1, round(self.width * scale)))
-        usable = [(f, i) for i, f in enumerate(self.overview_factors) if math.ceil(long / f) >= max(shape)]
-        if scale == 1.0 or not usable:
-            what = "the whole raster" if scale == 1.0 else f"full resolution decimated to 1/{1 / scale:.3g} " \
-                                                            f"(the file has no overview that large)"
-            return None, (0, 0, self.width, self.height), shape, what
-        factor, level = max(usable)
-        ds = self._dataset(level)
-        return level, (0, 0, ds.width, ds.height), shape, f"overview {level} (1/{factor}, {ds.width}x{ds.height})"
+    def _level(self, scale):
+        """``(overview level, factor)`` of the coarsest overview at least as fine as ``scale``, or ``(None, 1)``."""
+        usable = [(f, i) for i, f in enumerate(self.overview_factors) if f <= 1 / scale]
+        return (None, 1) if scale == 1.0 or not usable else max(usable)[::-1]
 
     def overview(self, max_side=1024) -> View:
-        """The whole raster at <= ``max_side`` px along its long side, from the coarsest overview still at
-        least that large (or a decimated read where the file has none)."""
-        level, window, shape, source = self._overview_plan(max_side)
-        data, valid = self._read(level, window, shape)
-        self._no_data_only(valid, (0, 0, self.width, self.height))
-        return View(self._rgb8(data), valid, (0, 0, self.width, self.height), source)
+        """The whole raster at <= ``max_side`` px along its long side (a decimated read where the file has
+        no overviews)."""
+        return self.read(None, max_side)
 
     # -- coordinates ---------------------------------------------------------------------------------------------
 

@@ -185,9 +185,9 @@ class Segmenter:
     def _window_view(self, window, timings):
         if not self.source.large:
             return self._whole_view(timings)
-        if self._window is None or self._window.window != tuple(window):
-            self._window = self._read(timings, lambda: self.source.read(window, self.max_window))
-        return self._window
+        if self._window is None or self._window[0] != tuple(window):
+            self._window = tuple(window), self._read(timings, lambda: self.source.read(window, self.max_window))
+        return self._window[1]
 
     def describe(self):
         if self._described is None:

@@ -1,8 +1,9 @@
 """What a query runs on: a view (pixels, valid mask, the source window it covers) and the plain in-memory image source.
 
 A view's pixel ``(c, r)`` covers the source pixels ``[x0 + c / sx, x0 + (c + 1) / sx)`` across (and likewise
-down), where ``(x0, y0, x1, y1)`` is its window in full-resolution source pixels (exclusive end) and
-``sx = width / (x1 - x0)`` (1 at full resolution, below 1 for a decimated read or an overview).
+down), where ``(x0, y0, x1, y1)`` is its window in full-resolution source pixels (exclusive end; not whole numbers
+where an overview's pixel edges fall between full-resolution ones) and ``sx = width / (x1 - x0)`` (1 at full
+resolution, below 1 for a decimated read or an overview).
 """
 import math
 from dataclasses import dataclass
@@ -48,8 +49,8 @@ class View:
 
     def to_json(self):
         sx, sy = self.scale
-        return {"window": [int(v) for v in self.window], "size": [int(self.rgb.shape[1]), int(self.rgb.shape[0])],
-                "scale": [sx, sy], "source": self.source,
+        return {"window": [v if isinstance(v, int) else round(v, 6) for v in self.window],
+                "size": [int(self.rgb.shape[1]), int(self.rgb.shape[0])], "scale": [sx, sy], "source": self.source,
                 "nodata_px": 0 if self.valid is None else int(self.valid.size - np.count_nonzero(self.valid))}
 
 
