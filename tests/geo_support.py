@@ -151,7 +151,7 @@ def ogr_read(path, fields=()):
 
 
 PROBE = r'''
-import json, resource, sys, time
+import json, sys, time
 import numpy as np
 args = json.loads(sys.argv[1])
 import rasterio
@@ -169,8 +169,11 @@ for name in ("read", "read_masks", "dataset_mask"):
     recorded(name)
 from pslg.runtime import Pipeline, RunnerOptions
 from pslg.runtime.geo import Raster, Segmenter
+def peak_kb():  # this process's own high-water mark (getrusage's maxrss keeps a big parent's across exec)
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
 with Pipeline.open(args["models"], RunnerOptions(device="cpu"), warmup=True) as pipeline:
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = peak_kb()
     t0 = time.perf_counter()
     with Raster(args["raster"]) as raster:
         g = Segmenter(pipeline, raster).segment(text=args.get("text"), box=args.get("box"), mode=args["mode"])
@@ -179,13 +182,14 @@ with Pipeline.open(args["models"], RunnerOptions(device="cpu"), warmup=True) as 
                "box_source": g.result.box_source, "area": int(g.result.mask.sum()),
                "polygons": len(g.polygons().geoms)}
     out["seconds"] = time.perf_counter() - t0
-out.update(maxrss_kb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, open_rss_kb=before, reads=reads)
+out.update(maxrss_kb=peak_kb(), open_rss_kb=before, reads=reads)
 print("PROBE" + json.dumps(out))
 '''
 
 
 def probe(models, raster, mode, box=None, text=None):
-    """Run one query in a fresh interpreter, recording every rasterio read: its JSON report (peak RSS in kB,
+    """Run one query in a fresh interpreter, recording every rasterio read: its JSON report (peak RSS in kB, from
+    /proc's VmHWM,
     query seconds, reads ``{"dataset": [w, h], "window": [x, y, w, h]}``, the result's box and window)."""
     args = json.dumps({"models": str(models), "raster": str(raster), "mode": mode, "box": box, "text": text})
     env = dict(os.environ, PYTHONWARNINGS="ignore")
