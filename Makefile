@@ -15,8 +15,12 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
 
-# One stamp per set of extras, remade when the package metadata changes.
+# One stamp per set of extras, remade when the package metadata changes. The export extra's
+# sam2 is an sdist that builds against the installed torch: torch first, then sam2 without
+# build isolation and without its optional CUDA extension, then the package.
 $(VENV)/.installed-%: setup.cfg pyproject.toml | $(VENV)/bin/python
+	$(if $(findstring export,$*),$(PIP) install -q -c $(CONSTRAINTS) "torch>=2.5.1" "torchvision>=0.20.1" setuptools wheel)
+	$(if $(findstring export,$*),SAM2_BUILD_CUDA=0 $(PIP) install -q -c $(CONSTRAINTS) --no-build-isolation "sam2>=1.1")
 	$(PIP) install -q -c $(CONSTRAINTS) -e ".[$(subst +,$(comma),$*)]"
 	touch $@
 

@@ -47,6 +47,11 @@ def add_arguments(parser):
     parser.add_argument("--json", help="write the numbers, settings and problems to this JSON file")
     parser.add_argument("--work", default="pslg-eval-work",
                         help="folder for the per-sample results a rerun resumes from (default: ./pslg-eval-work)")
+    parser.add_argument("--engine", default="local", choices=("local", "ray"),
+                        help="with --models: local runs the pipeline in this process; ray runs the samples as a "
+                             "pslg batch on Ray workers (the [ray] extra) and scores their masks")
+    parser.add_argument("--workers", type=int, default=1, help="Ray workers (with --engine ray)")
+    parser.add_argument("--address", help="Ray cluster to join (with --engine ray); default: start one here")
     add_runner(parser)
 
 
@@ -168,7 +173,10 @@ def evaluate_pipeline(samples, pipeline, mode, protocol, store, progress=None):
 
 
 def _read_prediction(folder, sample):
-    path = Path(folder) / f"{sample.sent_id}.png"
+    return _read_mask(Path(folder) / f"{sample.sent_id}.png")
+
+
+def _read_mask(path):
     if not path.is_file():
         return None, {}, [f"prediction {path.name} is missing: scored as an empty mask"]
     data = np.fromfile(str(path), np.uint8)
@@ -176,6 +184,40 @@ def _read_prediction(folder, sample):
     if mask is None:
         return None, {}, [f"prediction {path.name} is not a readable image: scored as an empty mask"]
     return (mask != 0).any(axis=2) if mask.ndim == 3 else mask != 0, {}, []
+
+
+def evaluate_on_engine(samples, config, protocol, store, progress=None, **engine):
+    """Run the samples not yet scored as a batch (``config``: its WorkerConfig) and score the masks it wrote.
+
+    The batch resumes like any other, so an interrupted evaluation redoes no
+    finished sample on either side.
+    """
+    from pslg.runtime.batch.batch import run_batch
+    from pslg.runtime.batch.store import RESULTS, job_folder
+    todo = [s for s in samples if s.sent_id not in store.records]
+    if todo:
+        jobs = Path(config.out) / "jobs.jsonl"
+        jobs.parent.mkdir(parents=True, exist_ok=True)
+        write_text(jobs, "".join(json.dumps({"id": str(s.sent_id), "image": str(s.image_path.resolve()),
+                                             "text": s.phrase}) + "\n" for s in todo))
+        run_batch(jobs, config, progress=False, **engine)
+    done = {}
+    results = Path(config.out) / RESULTS
+    if results.is_file():
+        done = {r["id"]: r for r in map(json.loads, results.read_text().splitlines())}
+
+    def predict(sample):
+        record = done.get(str(sample.sent_id))
+        if record is None or record["status"] != "ok":
+            why = record["error"]["message"] if record else "the batch has no record of it"
+            return None, {}, [f"no prediction ({why}): scored as an empty mask"]
+        folder = job_folder(config.out, sample.sent_id)
+        result = json.loads((folder / "result.json").read_text())
+        mask, _, problems = _read_mask(folder / "mask.png")
+        return mask, {"box": result.get("box"), "timings_ms": result.get("timings_ms", {}),
+                      "warnings": result.get("warnings", [])}, problems
+
+    return score_samples(samples, predict, protocol, store, progress)
 
 
 def evaluate_predictions(samples, folder, protocol, store, progress=None):
@@ -223,6 +265,8 @@ def format_report(result, max_problems=10):
 def run(args):
     if args.limit is not None and args.limit < 1:
         raise ParameterError(f"--limit must be at least 1, got {args.limit}")
+    if args.engine == "ray" and args.models is None:
+        raise ParameterError("--engine ray runs a model set: it applies to --models only")
     if args.models is not None:
         from pslg.runtime.pipeline import MODES, Pipeline
         mode = args.mode or "full"
@@ -242,7 +286,12 @@ def run(args):
     with ResultStore(args.work, run_info) as store, \
             tqdm(total=len(scorable), initial=sum(s.sent_id in store.records for s in scorable), desc="eval",
                  unit="sample", file=sys.stderr) as progress:
-        if args.models is not None:
+        if args.models is not None and args.engine == "ray":
+            from pslg.runtime.batch.worker import WorkerConfig
+            config = WorkerConfig(args.models, str(store.path.with_suffix("")) + "-batch", runner_options(args), mode)
+            records = evaluate_on_engine(scorable, config, args.protocol, store, progress, engine="ray",
+                                         workers=args.workers, address=args.address)
+        elif args.models is not None:
             with Pipeline.open(args.models, runner_options(args)) as pipeline:
                 records = evaluate_pipeline(scorable, pipeline, mode, args.protocol, store, progress)
         else:

@@ -1,80 +1,191 @@
-"""SAM latency: our ONNX Runtime path vs segment-anything's PyTorch predictor, same weights, same input.
+"""SAM families' latency: our ONNX Runtime path vs each family's PyTorch predictor, and every family vs ViT-B.
 
-    python -m pslg.benchmarks.sam [--model-type vit_b] [--checkpoint PATH] [--runs 5] [--json OUT]
+    python -m pslg.benchmarks.sam [--model-type T ...] [--baseline vit_b] [--checkpoint T=PATH ...]
+                                  [--runs 5] [--json OUT] [--quick]
 
-Both sides run on this machine's CPU with their default thread counts. The
-encoder figure is a new image's first query (``set_image`` and one box
-prompt on both sides: preprocessing, encoder, one decode); the
-decoder figure is one box prompt including upsampling to the image size.
+One invocation measures, on this CPU and the same image and box:
+
+* the GEMM rate: the best of several float32 ``numpy`` matmuls of two
+  2048 x 2048 matrices (multi-threaded BLAS), in FLOP/s;
+* per model type: the encoder (a new image: preprocessing and encoder,
+  ``set_image`` on the reference side) and the decoder (one box prompt with
+  upsampling to the image size, ``predict(box=..., multimask_output=False)``),
+  ours and the family's own predictor interleaved run by run, so load on the
+  machine hits both alike; medians are reported;
+* per encoder: its FLOPs counted by ``torch.utils.flop_counter`` on the
+  PyTorch encoder graph (one multiply-add = 2 FLOP), so ``fraction of GEMM`` =
+  FLOPs / (our encoder seconds x GEMM rate) shows the distance to the limit;
+* each of our encoders against our encoder of the ``--baseline`` type (ViT-B).
+
+Without a checkpoint a model type is exported from seeded random weights
+(latency does not depend on the weights). ``--quick``: the test configuration
+only, one run, a small GEMM (the smoke test's mode).
 """
 import argparse
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
 from pslg import data
-from pslg.runtime import RunnerOptions
+from pslg.runtime import backends, modelset
+from pslg.runtime.backends import RunnerOptions
+from pslg.runtime.errors import PslgError
 from pslg.runtime.image import load_image
-from pslg.runtime.pipeline import Pipeline
+from pslg.runtime.sam import SamModel
 
-from .timing import measure, summary, table
+from .timing import summary, table
 
 DEFAULT_IMAGE = data.path("marina.png")
 DEFAULT_BOX = (1238.0, 756.0, 1347.0, 806.0)
+DEFAULT_TYPES = ("mobile_sam", "sam2.1_hiera_t", "sam2.1_hiera_s")
+CPU = RunnerOptions("onnxruntime", "cpu")
 
 
-def run_benchmark(model_type="vit_b", checkpoint=None, image_path=DEFAULT_IMAGE, box=DEFAULT_BOX, runs=5, seed=0):
+def gemm_rate(n=2048, repeats=5):
+    """This CPU's float32 matmul rate in FLOP/s: the best of ``repeats`` n x n x n products."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n ** 3 / best
+
+
+def encoder_flops(encoder, image_size):
+    """FLOPs of one forward of a PyTorch encoder graph on a 1 x 3 x S x S image (on the encoder's device: a
+    model built on the ``meta`` device is counted without computing)."""
     import torch
-    from segment_anything import SamPredictor
+    from torch.utils.flop_counter import FlopCounterMode
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        encoder(torch.zeros(1, 3, image_size, image_size, device=next(encoder.parameters()).device))
+    return int(counter.get_total_flops())
 
+
+def interleaved(pairs, runs):
+    """``{name: [ms, ...]}`` of ``runs`` rounds, each calling every function of ``pairs`` once, after one warm-up."""
+    for fn in pairs.values():
+        fn()
+    times = {name: [] for name in pairs}
+    for _ in range(runs):
+        for name, fn in pairs.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def measure_type(model_type, checkpoint, image, box, runs, seed=0):
+    """Encoder and decoder milliseconds of ours and the reference, and the encoder's FLOPs, for one model type."""
+    import torch
+
+    from pslg.export import sam_families
     from pslg.export.sam import export_sam, load_sam
-    image = load_image(image_path)
-    box = np.asarray(box, np.float64)
-    with tempfile.TemporaryDirectory() as models:
-        export_sam(models, model_type, checkpoint=checkpoint, random_weights=checkpoint is None, seed=seed)
-        model, _ = load_sam(model_type, checkpoint=checkpoint, random_weights=checkpoint is None, seed=seed)
-        predictor = SamPredictor(model)
+    family = sam_families.model_type(model_type).family.load_module()
+    random = checkpoint is None
+    with tempfile.TemporaryDirectory() as models_dir:
+        export_sam(models_dir, model_type, checkpoint=checkpoint, random_weights=random, seed=seed)
+        reference, _ = load_sam(model_type, checkpoint=checkpoint, random_weights=random, seed=seed)
+        models = modelset.open(models_dir)
+        runners = [backends.open_runner(models.graph(g), CPU) for g in ("sam_encoder", "sam_decoder")]
+    try:
+        ours = SamModel(*runners, models.sam)
+        predictor = family.predictor(reference)
+        flops = encoder_flops(family.graphs(reference)[0].eval(), models.sam.image_size)
+        mask = np.empty(image.shape[:2], bool)
+        state = {"encoding": ours.encode(image)}
         with torch.inference_mode():
-            def first_query():
-                predictor.set_image(image)
-                predictor.predict(box=box, multimask_output=False)
-
-            torch_enc = measure(first_query, runs)
-            torch_dec = measure(lambda: predictor.predict(box=box, multimask_output=False), runs)
-        with Pipeline.open(models, RunnerOptions("onnxruntime", "cpu")) as pipeline:
-            ort_enc = measure(lambda: (pipeline.set_image(image), pipeline.segment(box=box, mode="box")), runs)
-            ort_dec = measure(lambda: pipeline.segment(box=box, mode="box"), runs)
-    result = {"model_type": model_type, "weights": "checkpoint" if checkpoint else f"random, seed {seed}",
-              "image": str(image_path), "image_size": list(image.shape[:2]), "runs": runs,
-              "torch_threads": torch.get_num_threads(),
-              "encoder_ms": {"pytorch": summary(torch_enc), "onnxruntime": summary(ort_enc)},
-              "decoder_ms": {"pytorch": summary(torch_dec), "onnxruntime": summary(ort_dec)}}
+            predictor.set_image(image)
+            enc = interleaved({"pytorch": lambda: predictor.set_image(image),
+                               "onnxruntime": lambda: state.update(encoding=ours.encode(image))}, runs)
+            dec = interleaved({"pytorch": lambda: predictor.predict(box=box, multimask_output=False),
+                               "onnxruntime": lambda: ours.segment(state["encoding"], box, out=mask)}, runs)
+    finally:
+        for r in runners:
+            r.close()
+    result = {"model_type": model_type, "family": models.sam.family, "encoder_gflop": flops / 1e9,
+              "weights": "checkpoint" if checkpoint else f"random, seed {seed}",
+              "encoder_ms": {k: summary(v) for k, v in enc.items()},
+              "decoder_ms": {k: summary(v) for k, v in dec.items()}}
     for stage in ("encoder_ms", "decoder_ms"):
         s = result[stage]
         s["speedup_p50"] = s["pytorch"]["p50"] / s["onnxruntime"]["p50"]
     return result
 
 
+def run_benchmark(model_types=DEFAULT_TYPES, baseline="vit_b", checkpoints=None, image_path=DEFAULT_IMAGE,
+                  box=DEFAULT_BOX, runs=5, gemm_n=2048):
+    """The whole comparison in one run (see the module docstring); returns a JSON-ready dict."""
+    import torch
+    checkpoints = checkpoints or {}
+    image = load_image(image_path)
+    box = np.asarray(box, np.float64)
+    rate = gemm_rate(gemm_n)
+    types = [baseline] + [t for t in model_types if t != baseline]
+    results = [measure_type(t, checkpoints.get(t), image, box, runs) for t in types]
+    base_ms = results[0]["encoder_ms"]["onnxruntime"]["p50"]
+    for r in results:
+        ms = r["encoder_ms"]["onnxruntime"]["p50"]
+        r["encoder_fraction_of_gemm"] = r["encoder_gflop"] * 1e9 / (ms / 1e3 * rate)
+        r["encoder_speedup_vs_baseline"] = base_ms / ms
+    return {"image": str(image_path), "image_size": list(image.shape[:2]), "box": box.tolist(), "runs": runs,
+            "torch_threads": torch.get_num_threads(), "gemm": {"n": gemm_n, "gflops": rate / 1e9},
+            "baseline": baseline, "results": results}
+
+
+def report(r):
+    """The human table of a :func:`run_benchmark` result."""
+    rows = []
+    for x in r["results"]:
+        enc, dec = x["encoder_ms"], x["decoder_ms"]
+        rows.append([x["model_type"], enc["pytorch"]["p50"], enc["onnxruntime"]["p50"], f"{enc['speedup_p50']:.2f}x",
+                     f"{x['encoder_gflop']:.0f}", f"{x['encoder_fraction_of_gemm']:.2f}",
+                     f"{x['encoder_speedup_vs_baseline']:.2f}x", dec["pytorch"]["p50"], dec["onnxruntime"]["p50"],
+                     f"{dec['speedup_p50']:.2f}x"])
+    head = (f"SAM families, image {r['image_size'][1]}x{r['image_size'][0]}, median of {r['runs']} interleaved runs, "
+            f"fp32 GEMM {r['gemm']['gflops']:.0f} GFLOP/s, torch threads {r['torch_threads']}")
+    return head + "\n" + table(rows, ["model type", "enc pytorch ms", "enc ours ms", "ratio", "GFLOP", "of GEMM",
+                                      f"vs {r['baseline']}", "dec pytorch ms", "dec ours ms", "ratio"])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m pslg.benchmarks.sam", description=__doc__.splitlines()[0])
-    parser.add_argument("--model-type", default="vit_b", choices=("vit_b", "vit_l", "vit_h", "vit_t"))
-    parser.add_argument("--checkpoint", help="SAM checkpoint (default: seeded random weights)")
+    parser.add_argument("--model-type", action="append", help=f"model type to measure (repeatable; default "
+                        f"{', '.join(DEFAULT_TYPES)})")
+    parser.add_argument("--baseline", default="vit_b", help="model type every encoder is compared with")
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="TYPE=PATH",
+                        help="official checkpoint of a type (default: seeded random weights)")
     parser.add_argument("--image", default=str(DEFAULT_IMAGE))
-    parser.add_argument("--runs", type=int, default=5, help="timed runs per stage after one warm-up (median reported)")
+    parser.add_argument("--runs", type=int, default=5, help="interleaved timed runs per stage after one warm-up")
+    parser.add_argument("--quick", action="store_true", help="the test configuration only, one run, small GEMM")
     parser.add_argument("--json", help="write the result here")
     args = parser.parse_args(argv)
-    r = run_benchmark(args.model_type, args.checkpoint, args.image, runs=args.runs)
-    rows = [[stage[:-3], r[stage]["pytorch"]["p50"], r[stage]["onnxruntime"]["p50"], f"{r[stage]['speedup_p50']:.2f}x"]
-            for stage in ("encoder_ms", "decoder_ms")]
-    print(f"SAM {r['model_type']} ({r['weights']}), image {r['image_size'][1]}x{r['image_size'][0]}, "
-          f"median of {r['runs']} after warm-up")
-    print(table(rows, ["stage", "pytorch ms", "onnxruntime ms", "speed-up"]))
+    if any("=" not in c for c in args.checkpoint):
+        parser.error("--checkpoint takes TYPE=PATH")
+    checkpoints = dict(c.split("=", 1) for c in args.checkpoint)
+    try:
+        r = measure_all(args, checkpoints)
+    except PslgError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.code
+    print(report(r))
     if args.json:
         Path(args.json).write_text(json.dumps(r, indent=2) + "\n")
     return 0
+
+
+def measure_all(args, checkpoints):
+    if args.quick:
+        return run_benchmark(("vit_test",), "vit_test", checkpoints, args.image, runs=1, gemm_n=512)
+    return run_benchmark(tuple(args.model_type or DEFAULT_TYPES), args.baseline, checkpoints, args.image,
+                         runs=args.runs)
 
 
 if __name__ == "__main__":

@@ -4,13 +4,17 @@ import json
 from pslg.runtime.errors import ParameterError
 from pslg.runtime.files import output_dir
 
+from .sam_families import MODEL_TYPES
+
 
 def add_arguments(parser):
     sub = parser.add_subparsers(dest="what", metavar="{sam,lqvg}", required=True)
-    sam = sub.add_parser("sam", help="SAM image encoder + prompt/mask decoder")
-    sam.add_argument("--model-type", default="vit_b", choices=("vit_b", "vit_l", "vit_h", "vit_t"),
-                     help="ViT size of the checkpoint (vit_t: a small test configuration)")
-    sam.add_argument("--checkpoint", help="official segment-anything checkpoint, or a fully fine-tuned SAM state dict")
+    sam = sub.add_parser("sam", help="SAM image encoder + prompt/mask decoder (SAM, MobileSAM, SAM 2/2.1)")
+    sam.add_argument("--model-type", default="vit_b", choices=tuple(MODEL_TYPES), metavar="TYPE",
+                     help="model type as its project names it: " + ", ".join(MODEL_TYPES)
+                     + " (vit_test: a small test configuration, no official weights)")
+    sam.add_argument("--checkpoint", help="the family's official checkpoint (sam_vit_*.pth, mobile_sam.pt, "
+                     "sam2.1_hiera_*.pt), or a fully fine-tuned state dict of the same layout")
     sam.add_argument("--decoder-checkpoint", help="fine-tuned mask-decoder state dict applied on top of --checkpoint")
     sam.add_argument("--random-weights", action="store_true", help="seeded random weights (tests/latency only)")
     sam.add_argument("--seed", type=int, default=0, help="seed for --random-weights")

@@ -109,6 +109,12 @@ class NoImageError(StateError):
     code = 42
 
 
+class StaleImageError(StateError):
+    """An ImageHandle whose thread has set another image since."""
+
+    code = 43
+
+
 # 50-59: exporting and building
 class ExportError(PslgError):
     code = 50
@@ -130,9 +136,21 @@ class MissingDependency(ExportError):
     code = 54
 
 
-# 60-69: evaluation data
+# 60-69: data and batches of jobs
 class DatasetError(PslgError):
     code = 61
+
+
+class JobsFileError(PslgError):
+    """A batch's jobs file is malformed: a line that is not a job, a missing or repeated ``id``."""
+
+    code = 62
+
+
+class JobsFailed(PslgError):
+    """A batch finished, and some of its jobs failed (each one's error is in results.jsonl)."""
+
+    code = 63
 
 
 def all_errors():

@@ -24,9 +24,10 @@ does it, ``(x - dw) / ratio`` with the float ``dw``, not clipped.
 """
 import logging
 import time
+import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import List, Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -48,12 +49,22 @@ INTERPOLATIONS = {"area": cv2.INTER_AREA}
 
 
 def caption(phrase: str) -> str:
-    """LQVG's caption rule: lower case, whitespace runs collapsed to one space, no edge spaces."""
+    """LQVG's caption rule: lower case, whitespace runs collapsed to one space, no edge spaces.
+
+    Refused (TextError): a non-string, a string that is not valid Unicode
+    (a lone surrogate cannot be tokenised), and a phrase with nothing visible
+    in it (only whitespace or format characters such as zero-width spaces).
+    """
     if not isinstance(phrase, str):
         raise TextError(f"the phrase must be a string, got {type(phrase).__name__}")
+    try:
+        phrase.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise TextError(f"the phrase is not valid Unicode (character {e.start} is a lone surrogate "
+                        f"{phrase[e.start]!r}): pass text decoded from UTF-8") from None
     text = " ".join(phrase.lower().split())
-    if not text:
-        raise TextError("the phrase is empty (or only whitespace): say what to look for")
+    if not any(not c.isspace() and unicodedata.category(c) != "Cf" for c in text):
+        raise TextError("the phrase is empty (or only whitespace and invisible characters): say what to look for")
     return text
 
 
@@ -241,23 +252,29 @@ class Grounder:
         except Exception as e:  # tokenizers raises plain Exceptions for malformed files
             raise ModelFileError(f"{path} is not a tokenizers file: {e}") from None
 
-    def prepare_image(self, image):
-        """Letterbox + normalise once per image; reuse the result for several phrases."""
+    def check_image(self, height: int, width: int) -> None:
+        """Refuse (ImageError) an image the letterbox cannot take (a side that would shrink to 0 pixels)."""
+        Letterbox.fit(height, width, self.image_size)
+
+    def prepare_image(self, image: np.ndarray) -> LetterboxedImage:
+        """Letterbox + normalise an H x W x 3 uint8 RGB image once; reuse the result for several phrases."""
         return letterbox_image(image, self.image_size, self.meta.letterbox)
 
-    def tokenize(self, phrase):
+    def tokenize(self, phrase: str) -> Tuple[str, List[int], tuple]:
         """Caption, token ids (truncated to ``max_tokens``, keeping ``</s>``) and the warnings it raised."""
         text = self._caption(phrase)
-        full = self._tokenizer.encode(text).ids
+        encoded = self._tokenizer.encode(text)
+        full = encoded.ids
         ids = truncate(full, self.max_tokens, self.meta.eos_id)
         if len(ids) == len(full):
             return text, ids, ()
+        kept = text[:encoded.offsets[len(ids) - 2][1]]  # up to the end of the last kept word piece (whole characters)
         note = (f"the phrase has {len(full)} tokens and this model set takes {self.max_tokens}: "
-                f"it was truncated to '{self._tokenizer.decode(ids[1:-1])}'")
+                f"it was truncated to '{kept}'")
         log.warning(note)
         return text, ids, (note,)
 
-    def text_features(self, phrase):
+    def text_features(self, phrase: str) -> TextFeatures:
         """Tokenise and run the text graph, or take the cached features of the same caption."""
         return self._text_features(phrase)[0]
 
@@ -279,7 +296,7 @@ class Grounder:
                 self._cache.popitem(last=False)
         return features, False
 
-    def encode_tokens(self, input_ids, attention_mask=None):
+    def encode_tokens(self, input_ids, attention_mask=None) -> TextFeatures:
         """Text features of pre-tokenised RoBERTa ids ([L] or [1, L]; mask 1 = token, default all ones); not cached."""
         ids = np.asarray(input_ids)
         ids = ids[None] if ids.ndim == 1 else ids
@@ -303,11 +320,14 @@ class Grounder:
         return TextFeatures(text, ids, mask, out["text_features"].copy(), bool(notes), notes,
                             {"tokenise": tokenise_ms, "text": _ms(t0)})
 
-    def ground(self, image, text):
+    def ground(self, image: Union[np.ndarray, LetterboxedImage], text: TextFeatures) -> GroundingResult:
         """Run the grounding graph on an image (array or :class:`LetterboxedImage`) and :class:`TextFeatures`."""
         return self._ground(image, text, None, False)
 
     def _ground(self, image, text, phrase, text_cached):
+        if not isinstance(text, TextFeatures):
+            raise ParameterError(f"text must be the TextFeatures of encode_tokens/text_features, "
+                                 f"got {type(text).__name__}")
         timings = {}
         if not isinstance(image, LetterboxedImage):
             t0 = time.perf_counter()
@@ -330,12 +350,13 @@ class Grounder:
             truncated=text.truncated, text_cached=text_cached,
             warnings=list(self.models.warnings) + list(text.warnings), timings_ms=timings)
 
-    def locate(self, image, phrase):
+    def locate(self, image: Union[np.ndarray, LetterboxedImage], phrase: str) -> GroundingResult:
         """The box of ``phrase`` in ``image`` (H x W x 3 uint8 RGB, or a prepared image)."""
         text, cached = self._text_features(phrase)
         return self._ground(image, text, phrase, cached)
 
-    def locate_tokens(self, image, input_ids, attention_mask=None):
+    def locate_tokens(self, image: Union[np.ndarray, LetterboxedImage], input_ids,
+                      attention_mask=None) -> GroundingResult:
         """:meth:`locate` for pre-tokenised ids (your own tokenizer, parity checks)."""
         return self.ground(image, self.encode_tokens(input_ids, attention_mask))
 

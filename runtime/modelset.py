@@ -111,9 +111,22 @@ class Provenance:
 
 @dataclass(frozen=True)
 class SamComponent:
-    """The SAM graphs' contract: input size, normalisation and mask threshold.
+    """The SAM graphs' contract: the family's pre/post-processing rules, normalisation and mask choice.
 
-    ``pixel_mean`` / ``pixel_std`` apply to 0..255 RGB values.
+    ``family``: ``sam`` (ViT-B/L/H), ``mobile_sam`` or ``sam2`` (SAM 2 and
+    2.1). ``resize``: ``longest_side`` (resize the longest side to
+    ``image_size``, pad bottom/right, upsample the logits through the padded
+    square) or ``square`` (stretch to ``image_size`` x ``image_size``, resize
+    the logits straight to the original size). RGB values 0..255 are divided
+    by ``pixel_divisor``, then ``pixel_mean`` / ``pixel_std`` apply.
+    ``prompt_layout``: ``points_then_box`` (a padding point only without a
+    box) or ``box_then_points_padded`` (always one padding point).
+    ``mask_choice`` with one mask asked for: ``first_token``, or ``stability``
+    (token 0 unless its stability score, the IoU of the logits above
+    ``+stability_delta`` and above ``-stability_delta``, is below
+    ``stability_threshold``: then the best-scored of tokens 1..3).
+    ``encoder_outputs``: encoder outputs besides ``image_embeddings`` that the
+    decoder takes as inputs.
     """
 
     family: str
@@ -123,13 +136,36 @@ class SamComponent:
     pixel_mean: Tuple[float, float, float]
     pixel_std: Tuple[float, float, float]
     provenance: Provenance
+    resize: str = "longest_side"
+    pixel_divisor: float = 1.0
+    prompt_layout: str = "points_then_box"
+    mask_choice: str = "first_token"
+    stability_delta: float = 0.0
+    stability_threshold: float = 0.0
+    encoder_outputs: Tuple[str, ...] = ()
+
+    RULES = {"resize": ("longest_side", "square"), "prompt_layout": ("points_then_box", "box_then_points_padded"),
+             "mask_choice": ("first_token", "stability")}
 
     @classmethod
     def from_json(cls, d, where="component 'sam'"):
+        rules = {}
+        for key, choices in cls.RULES.items():  # absent in sets exported before the SAM families: SAM's rules
+            rules[key] = _field(d, key, str, where) if key in d else getattr(cls, key)
+            if rules[key] not in choices:
+                raise ManifestError(f"{where}: '{key}' is {rules[key]!r}; this pslg knows {', '.join(choices)}")
+        for key in ("pixel_divisor", "stability_delta", "stability_threshold"):
+            rules[key] = float(_field(d, key, (int, float), where)) if key in d else getattr(cls, key)
+        if not rules["pixel_divisor"] > 0:
+            raise ManifestError(f"{where}: 'pixel_divisor' must be positive, got {rules['pixel_divisor']!r}")
+        outputs = _field(d, "encoder_outputs", list, where) if "encoder_outputs" in d else []
+        if not all(isinstance(o, str) for o in outputs):
+            raise ManifestError(f"{where}: 'encoder_outputs' must be a list of output names, got {outputs!r}")
         return cls(_field(d, "family", str, where), _field(d, "model_type", str, where),
                    _field(d, "image_size", int, where), float(_field(d, "mask_threshold", (int, float), where)),
                    _triple(d, "pixel_mean", where), _triple(d, "pixel_std", where),
-                   Provenance.from_json(_field(d, "provenance", dict, where), where + " provenance"))
+                   Provenance.from_json(_field(d, "provenance", dict, where), where + " provenance"),
+                   encoder_outputs=tuple(outputs), **rules)
 
 
 @dataclass(frozen=True)
@@ -278,9 +314,7 @@ class ModelSet:
     def summary(self) -> dict:
         """What made this set, for result files: each component's provenance and each engine's build."""
         return {"path": str(self.path),
-                "components": {n: {"provenance": asdict(c.provenance),
-                                   **({"family": c.family, "model_type": c.model_type} if n == "sam" else {})}
-                               for n, c in self.components.items()},
+                "components": {n: asdict(c) for n, c in self.components.items()},
                 "engines": {g: {"precision": e.precision, "tensorrt_version": e.tensorrt_version, "gpu": e.gpu_name,
                                 "fp32_layers": len(e.fp32_layers), **self._builds.get(g, {})}
                             for g, e in self._engines.items()}}
@@ -334,6 +368,8 @@ def open(path, verify: bool = True) -> ModelSet:
     ``verify=False`` skips hashing (the files must still exist); each graph's
     signature is checked by the backend that opens it.
     """
+    if not isinstance(verify, bool):
+        raise ParameterError(f"verify must be True or False, got {verify!r}")
     manifest = read_manifest(path)
     path = _as_dir(path)
     components = {}
@@ -388,7 +424,7 @@ def write_component(path, name: str, component: Component, graphs=None, files=No
     manifest["components"][name] = asdict(component)
     for graph, (inputs, outputs) in (graphs or {}).items():
         fname = graph_file(graph)
-        manifest["graphs"][graph] = {"file": fname, "sha256": sha256(path / fname), "component": name,
+        manifest["graphs"][graph] = {"file": fname, "sha256": sha256(path / fname),
                                      "inputs": [t.to_json() for t in inputs],
                                      "outputs": [t.to_json() for t in outputs]}
     for key, fname in (files or {}).items():

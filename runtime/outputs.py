@@ -13,13 +13,13 @@ from .results import SegmentResult
 RANDOM_TITLE = "RANDOM WEIGHTS - not a real result"
 
 
-def write_query(folder, result, image=None, models=None):
+def write_query(folder, image, result, models=None):
     """Write one query's files into ``folder``; returns the overlay picture (h x w x 3 uint8).
 
-    ``result``: a :class:`~pslg.runtime.results.SegmentResult` with the ``image`` it was segmented on, or a
-    :class:`~pslg.runtime.geo.GeoResult` (which carries its view: mask.png then shows that view's pixels,
-    and its ``geo`` block in result.json says where they lie). ``models``: the model set's summary, copied
-    into result.json.
+    ``result``: a :class:`~pslg.runtime.results.SegmentResult` with the ``image`` (H x W x 3 uint8) it was
+    segmented on, or a :class:`~pslg.runtime.geo.GeoResult` (``image`` None: it carries its view, and
+    mask.png then shows that view's pixels; its ``geo`` block in result.json says where they lie).
+    ``models``: the model set's summary, copied into result.json.
     """
     plain = isinstance(result, SegmentResult)
     segment = result if plain else result.result

@@ -5,19 +5,35 @@ box ``0, 0, W, H`` covers the whole W x H image. A box partly outside the
 image is clipped to it (with a warning); one that is inverted, has zero area
 or lies wholly outside is refused.
 """
+import numbers
+
 import numpy as np
 
 from .errors import BoxError, PointError
 
 
+def numbers_of(value, count, what, error):
+    """``value`` (a sequence or array of ``count`` real numbers) as float64; ``error`` (a class) otherwise.
+
+    Strings, bools, complex numbers, NaN, infinities and integers too large
+    for a float are refused, not converted.
+    """
+    items = value.reshape(-1).tolist() if isinstance(value, np.ndarray) else value
+    if isinstance(items, (str, bytes)) or not hasattr(items, "__len__") or len(items) != count or not all(
+            isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in items):
+        raise error(f"{what} must be {count} numbers, got {value!r}")
+    try:
+        out = np.array([float(v) for v in items], np.float64)
+    except OverflowError:
+        raise error(f"{what} holds a number too large for a float: {value!r}") from None
+    if not np.isfinite(out).all():
+        raise error(f"{what} must be {count} finite numbers, got {value!r}")
+    return out
+
+
 def check_box(box, image_shape, warnings=None):
     """Validated, clipped float64 box ``[x1, y1, x2, y2]`` for an image of ``image_shape`` (H, W, ...)."""
-    try:
-        b = np.asarray(box, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        raise BoxError(f"box must be 4 numbers x1,y1,x2,y2; got {box!r}") from None
-    if b.size != 4 or not np.isfinite(b).all():
-        raise BoxError(f"box must be 4 finite numbers x1,y1,x2,y2; got {box!r}")
+    b = numbers_of(box, 4, "box x1,y1,x2,y2", BoxError)
     x1, y1, x2, y2 = b
     if x2 <= x1 or y2 <= y1:
         what = "inverted" if (x2 < x1 or y2 < y1) else "of zero area"
@@ -33,13 +49,8 @@ def check_box(box, image_shape, warnings=None):
 
 def check_point(point, image_shape):
     """Validated float64 point ``[x, y]`` inside the image."""
-    try:
-        p = np.asarray(point, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        raise PointError(f"point must be 2 numbers x,y; got {point!r}") from None
+    p = numbers_of(point, 2, "point x,y", PointError)
     h, w = image_shape[:2]
-    if p.size != 2 or not np.isfinite(p).all():
-        raise PointError(f"point must be 2 finite numbers x,y; got {point!r}")
     if not (0 <= p[0] < w and 0 <= p[1] < h):
         raise PointError(f"point {p.tolist()} lies outside the {w}x{h} image")
     return p

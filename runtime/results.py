@@ -32,7 +32,10 @@ class SegmentResult:
 
     ``mask`` is H x W bool in original pixels (the caller's ``out`` buffer when
     one was given); ``box`` is x1, y1, x2, y2 (exclusive right/bottom edge);
-    ``timings_ms`` maps a stage name to milliseconds.
+    ``point`` x, y (CFPG's or the caller's); ``sam_score`` SAM's predicted
+    IoU; ``grounding`` / ``cfpg`` / ``mbo`` each stage's own result;
+    ``timings_ms`` maps a stage name to milliseconds; ``image`` is the
+    :class:`~pslg.runtime.pipeline.ImageHandle` the answer is for.
     """
 
     mask: np.ndarray
@@ -48,6 +51,7 @@ class SegmentResult:
     mbo: object = None
     timings_ms: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
+    image: object = None
 
     def to_json(self):
         """Everything but the arrays too large for JSON (mask, diagnostics images)."""

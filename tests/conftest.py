@@ -30,9 +30,29 @@ def sam_tiny(tmp_path_factory):
     pytest.importorskip("segment_anything")
     from pslg.export.sam import export_sam, load_sam
     out = tmp_path_factory.mktemp("sam_tiny")
-    export_sam(out, "vit_t", random_weights=True, seed=0)
-    model, _ = load_sam("vit_t", random_weights=True, seed=0)
+    export_sam(out, "vit_test", random_weights=True, seed=0)
+    model, _ = load_sam("vit_test", random_weights=True, seed=0)
     return out, model
+
+
+#: the SAM model types whose exported sets the family tests run on, one session fixture each
+SAM_FAMILY_TYPES = ["vit_test", "mobile_sam", "sam2.1_hiera_t", pytest.param("sam2.1_hiera_s", marks=pytest.mark.slow)]
+
+
+@pytest.fixture(scope="session", params=SAM_FAMILY_TYPES)
+def sam_family(request, tmp_path_factory):
+    """``(model_type, model-set folder, checkpoint, reference model)`` of one SAM family: seeded random weights
+    saved as the official checkpoint file, exported from that file by ``pslg export sam``, and loaded into the
+    model by the family's own loader."""
+    from pslg.runtime.cli import main
+    from tests import sam_support
+    model_type = request.param
+    pytest.importorskip({"vit_test": "segment_anything", "mobile_sam": "mobile_sam"}.get(model_type, "sam2"))
+    folder = tmp_path_factory.mktemp(model_type.replace(".", "_"))
+    checkpoint = sam_support.random_checkpoint(model_type, folder, seed=4)
+    out = folder / "set"
+    assert main(["export", "sam", "--model-type", model_type, "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
+    return model_type, out, checkpoint, sam_support.official_model(model_type, checkpoint)
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +69,7 @@ def pslg_small(tmp_path_factory, tokenizer_dir):
     from pslg.export.lqvg.export import export_lqvg
     from pslg.export.sam import export_sam
     out = tmp_path_factory.mktemp("pslg_small")
-    export_sam(out, "vit_t", random_weights=True, seed=0)
+    export_sam(out, "vit_test", random_weights=True, seed=0)
     export_lqvg(out, tokenizer_dir, random_weights=True, seed=3, image_size=800, max_tokens=12, text_layers=1)
     return out
 
@@ -99,6 +119,15 @@ def lqvg_fixture_set(tmp_path_factory, lqvg_fixture, lqvg_fixture_model, tokeniz
     weights = {"random": False, "generated": f"tests/fixtures/lqvg/lqvg_weights.py, seed {int(lqvg_fixture['seed'])}"}
     write_modelset(out, lqvg_fixture_model, load_tokenizer(tokenizer_dir), weights)
     return out
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A local Ray cluster of 2 CPUs, started by the tests and stopped after them."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    yield ray
+    ray.shutdown()
 
 
 @pytest.fixture(scope="session")

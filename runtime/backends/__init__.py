@@ -9,7 +9,7 @@ model set without engines never loads TensorRT or cuda-python.
 import importlib.util
 import logging
 
-from ..errors import BackendError, BackendUnavailable, GraphSignatureError
+from ..errors import BackendError, BackendUnavailable, GraphSignatureError, ParameterError
 from ..specs import check_signature
 from .base import BACKENDS, Runner, RunnerOptions
 
@@ -49,7 +49,9 @@ def open_runner(spec, options=None, engine=None) -> Runner:
     for ``auto``), and otherwise ONNX Runtime on the same device, with a
     warning that says why. ``tensorrt`` never falls back.
     """
-    options = options or RunnerOptions()
+    options = RunnerOptions() if options is None else options
+    if not isinstance(options, RunnerOptions):
+        raise ParameterError(f"options must be a RunnerOptions, got {type(options).__name__} {options!r}")
     if options.backend == "tensorrt" or (options.backend == "auto" and engine is not None and options.kind != "cpu"):
         try:
             from .tensorrt import open_engine

@@ -41,13 +41,11 @@ def graph_feeds(models, image, text, reference):
     if models.has("sam"):
         tensor, transform = sam.preprocess(image, models.sam)
         yield "sam_encoder", {"image": tensor}
-        embedding = reference("sam_encoder")["image_embeddings"].copy()
         h, w = image.shape[:2]
         boxes = np.array([[w * 0.3, h * 0.3, w * 0.6, h * 0.7], [w * 0.1, h * 0.2, w * 0.25, h * 0.4]])
-        coords, labels = sam.encode_prompts(transform, boxes=boxes, points=(boxes[:, None, :2] + boxes[:, None, 2:]) / 2)
-        yield "sam_decoder", {"image_embeddings": embedding, "point_coords": coords, "point_labels": labels,
-                              "mask_input": np.zeros((len(boxes), 1, 256, 256), np.float32),
-                              "has_mask_input": np.zeros(1, np.float32)}
+        centres = (boxes[:, None, :2] + boxes[:, None, 2:]) / 2
+        coords, labels = sam.encode_prompts(transform, boxes=boxes, points=centres, layout=models.sam.prompt_layout)
+        yield "sam_decoder", sam.decoder_feeds(reference("sam_encoder"), coords, labels, meta=models.sam)
     if models.has("lqvg"):
         from tokenizers import Tokenizer
 

@@ -157,7 +157,7 @@ class Segmenter:
 
     def _show(self, view):
         if view is not self._shown:
-            self.pipeline.set_image(view.rgb)
+            self.pipeline.set_image(view.rgb, view.valid)
             self._shown = view
 
     def _read(self, timings, read):
@@ -265,11 +265,6 @@ class Segmenter:
                                   seed=seed)
         timings.update(r.timings_ms)
         warnings += [w for w in r.warnings if w not in warnings]
-        if view.valid is not None:
-            removed = int(np.count_nonzero(r.mask & ~view.valid))
-            np.logical_and(r.mask, view.valid, out=r.mask)
-            if removed:
-                warnings.append(f"{removed} mask pixels on nodata were removed")
         timings["total"] = _ms(t0)
         if grounding is not None:
             r = replace(r, box_source="text", grounding=grounding)

@@ -236,3 +236,17 @@ def test_models_end_to_end_with_a_real_model_set(pslg_small, tmp_path, capsys):
     assert result["protocol"] == "native" and result["mode"] == "box" and result["samples"] == 3
     assert 0.0 <= result["overall"]["mIoU"] <= 1.0
     assert result["warnings"]
+
+
+@pytest.mark.slow
+def test_the_ray_engine_scores_the_same_masks_as_the_local_one(ray_cluster, pslg_small, tmp_path):
+    root = build_rrsisd(tmp_path / "data")
+    out = {}
+    for engine in ("local", "ray"):
+        path = tmp_path / f"{engine}.json"
+        assert main(["eval", "--models", str(pslg_small), "--data", str(root), "--mode", "box", "--limit", "4",
+                     "--engine", engine, "--workers", "2" if engine == "ray" else "1", "--device", "cpu",
+                     "--work", str(tmp_path / f"work-{engine}"), "--json", str(path)]) == 0
+        out[engine] = json.loads(path.read_text())
+    assert out["ray"]["overall"] == out["local"]["overall"] and out["ray"]["scored"] == 4
+    assert [p["problems"] for p in out["ray"]["problems"]] == [p["problems"] for p in out["local"]["problems"]]

@@ -16,9 +16,9 @@ pytest.importorskip("segment_anything")
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
-    """A vit_t state dict saved as an official SAM .pth is (plain state dict)."""
-    model, _ = load_sam("vit_t", random_weights=True, seed=3)
-    path = tmp_path_factory.mktemp("ckpt") / "sam_vit_t.pth"
+    """A vit_test state dict saved as an official SAM .pth is (plain state dict)."""
+    model, _ = load_sam("vit_test", random_weights=True, seed=3)
+    path = tmp_path_factory.mktemp("ckpt") / "sam_vit_test.pth"
     torch.save(model.state_dict(), path)
     return path, model
 
@@ -47,18 +47,18 @@ def test_random_weights_warn_when_opened(sam_tiny, tmp_path, caplog):
 
 def test_checkpoint_loads_and_is_recorded(tiny_checkpoint, tmp_path):
     path, model = tiny_checkpoint
-    loaded, record = load_sam("vit_t", checkpoint=path)
+    loaded, record = load_sam("vit_test", checkpoint=path)
     for k, v in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v)
-    assert record["checkpoint"]["file"] == "sam_vit_t.pth" and len(record["checkpoint"]["sha256"]) == 64
+    assert record["checkpoint"]["file"] == "sam_vit_test.pth" and len(record["checkpoint"]["sha256"]) == 64
 
 
 def test_decoder_only_checkpoint_replaces_the_decoder(tiny_checkpoint, tmp_path):
     path, model = tiny_checkpoint
-    tuned, _ = load_sam("vit_t", random_weights=True, seed=9)
+    tuned, _ = load_sam("vit_test", random_weights=True, seed=9)
     dec_path = tmp_path / "decoder.pth"
     torch.save({"mask_decoder." + k: v for k, v in tuned.mask_decoder.state_dict().items()}, dec_path)
-    loaded, record = load_sam("vit_t", checkpoint=path, decoder_checkpoint=dec_path)
+    loaded, record = load_sam("vit_test", checkpoint=path, decoder_checkpoint=dec_path)
     sd = loaded.state_dict()
     assert torch.equal(sd["mask_decoder.iou_token.weight"], tuned.mask_decoder.iou_token.weight)
     assert torch.equal(sd["image_encoder.pos_embed"], model.image_encoder.pos_embed)
@@ -69,14 +69,14 @@ def test_wrapped_fine_tuned_checkpoint_loads(tiny_checkpoint, tmp_path):
     path, model = tiny_checkpoint
     wrapped = tmp_path / "finetuned.pth"
     torch.save({"model": {"module." + k: v for k, v in model.state_dict().items()}, "epoch": 3}, wrapped)
-    loaded, _ = load_sam("vit_t", checkpoint=wrapped)
+    loaded, _ = load_sam("vit_test", checkpoint=wrapped)
     assert torch.equal(loaded.mask_decoder.iou_token.weight, model.mask_decoder.iou_token.weight)
 
 
 @pytest.mark.parametrize("case", ["missing", "corrupt", "not_sam", "wrong_type", "missing_key", "bad_decoder"])
 def test_bad_checkpoints_are_named(case, tiny_checkpoint, tmp_path):
     path, model = tiny_checkpoint
-    model_type, decoder = "vit_t", None
+    model_type, decoder = "vit_test", None
     if case == "missing":
         path = tmp_path / "nope.pth"
     elif case == "corrupt":
@@ -97,8 +97,10 @@ def test_bad_checkpoints_are_named(case, tiny_checkpoint, tmp_path):
         torch.save({"mask_decoder.nonsense": torch.zeros(3)}, decoder)
     with pytest.raises(CheckpointError) as err:
         load_sam(model_type, checkpoint=path, decoder_checkpoint=decoder)
-    expected = {"missing": "does not exist", "corrupt": "not a loadable", "not_sam": "not a SAM checkpoint",
-                "wrong_type": "is a vit_t checkpoint, not vit_b", "missing_key": "mask_decoder.iou_token.weight",
+    expected = {"missing": "does not exist", "corrupt": "not a loadable",
+                "not_sam": "not a checkpoint of any SAM family",
+                "wrong_type": "is a SAM test configuration (vit_test) checkpoint, not vit_b",
+                "missing_key": "mask_decoder.iou_token.weight",
                 "bad_decoder": "mask_decoder.nonsense"[len("mask_decoder."):]}[case]
     assert expected in str(err.value)
 
@@ -133,7 +135,7 @@ def test_vit_b_export_matches_pytorch(tmp_path, data_dir):
     with Pipeline.open(tmp_path, CPU) as p:
         p.set_image(image)
         ours = p.segment(box=box, mode="box").mask
-        assert np.abs(p._encoding.embedding - predictor.features.numpy()).max() <= 1e-3
+        assert np.abs(p._encoding[1].embedding - predictor.features.numpy()).max() <= 1e-3
     union = np.logical_or(ours, ref[0]).sum()
     assert union and np.logical_and(ours, ref[0]).sum() / union >= 0.99
 
@@ -148,6 +150,6 @@ def test_a_failed_export_leaves_the_model_set_as_it_was(sam_tiny, tmp_path, monk
     before = {p.name: modelset.sha256(p) for p in copy.iterdir()}
     monkeypatch.setattr(sam_export, "TOLERANCES", dict(sam_export.TOLERANCES, iou_predictions=0.0))
     with pytest.raises(ParityError, match="iou_predictions"):
-        export_sam(copy, "vit_t", random_weights=True, seed=5)
+        export_sam(copy, "vit_test", random_weights=True, seed=5)
     assert {p.name: modelset.sha256(p) for p in copy.iterdir()} == before
     assert modelset.open(copy).sam.provenance.weights == {"random": True, "seed": 0}

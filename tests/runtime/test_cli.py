@@ -84,7 +84,7 @@ def test_every_command_names_an_unwritable_output(command, where, pslg_small, da
                           "--json", f"{out}/verify.json"],
         "bench --json": ["bench", "--models", models, "--box", "10,10,50,50", "--mode", "box", "--runs", "1",
                          "--warmup", "0", "--no-cold-start", "--device", "cpu", "--json", f"{out}/bench.json"],
-        "export sam": ["export", "sam", "--model-type", "vit_t", "--random-weights", "--out", out],
+        "export sam": ["export", "sam", "--model-type", "vit_test", "--random-weights", "--out", out],
         "export lqvg": ["export", "lqvg", "--random-weights", "--text-layers", "1", "--out", out],
     }[command]
     code = main(argv)

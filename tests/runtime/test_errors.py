@@ -41,6 +41,13 @@ def _no_image(sam_tiny):
         p.segment(box=(0, 0, 4, 4))
 
 
+def _stale_handle(sam_tiny):
+    with Pipeline.open(sam_tiny[0], CPU, warmup=False) as p:
+        old = p.set_image(np.zeros((8, 8, 3), np.uint8))
+        p.set_image(np.ones((8, 8, 3), np.uint8))
+        p.segment(box=(0, 0, 4, 4), mode="box", image=old)
+
+
 def _text_on_sam_only(sam_tiny):
     with Pipeline.open(sam_tiny[0], CPU, warmup=False) as p:
         p.set_image(np.zeros((8, 8, 3), np.uint8))
@@ -111,6 +118,7 @@ SCENARIOS = {
     errors.ProfileError: lambda **k: check_profile({"x": np.zeros((9,))}, {"x": ShapeRange((1,), (1,), (8,))}),
     errors.ClosedError: lambda sam_tiny, **k: _closed(sam_tiny),
     errors.NoImageError: lambda sam_tiny, **k: _no_image(sam_tiny),
+    errors.StaleImageError: lambda sam_tiny, **k: _stale_handle(sam_tiny),
     errors.CheckpointError: lambda tmp_path, **k: _checkpoint(tmp_path),
     errors.ParityError: lambda sam_tiny, **k: _parity(sam_tiny),
     errors.TokenizerError: lambda tmp_path, **k: _tokenizer(tmp_path),

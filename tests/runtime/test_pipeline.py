@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from pslg.runtime import Pipeline
-from pslg.runtime.errors import ClosedError, ComponentMissing, NoImageError, ParameterError, TextError
+from pslg.runtime.errors import (BoxError, ClosedError, ComponentMissing, ImageError, NoImageError, ParameterError,
+                                 StaleImageError, TextError)
 from pslg.runtime.image import load_image
 from tests.runner_options import CPU
 
@@ -115,18 +116,33 @@ def test_steady_state_does_not_grow(pipeline, image):
     assert (proc.memory_info().rss - before) / 2**20 < 4.0
 
 
-def test_concurrent_queries_on_one_image_do_not_share_buffers(pslg_small, image):
-    """Each public method holds the lock: two threads querying different boxes at once get their own answers."""
-    boxes = [BOX, (40.0, 30.0, 120.0, 110.0)]
+def test_overwriting_the_callers_frame_after_set_image_changes_no_answer(pipeline, image, data_dir):
+    frame = image.copy()
+    handle = pipeline.set_image(frame)
+    expected = pipeline.segment(box=BOX, mode="full").mask.copy()
+    frame[:] = load_image(data_dir / "soap_061.png")          # a camera loop reusing its buffer
+    again = pipeline.segment(box=BOX, mode="full")
+    np.testing.assert_array_equal(again.mask, expected)
+    assert again.image.current and handle.current and again.image.shape == image.shape[:2]
+
+
+@pytest.mark.parametrize("gap_s", [0.0, 0.002])
+def test_two_threads_sharing_a_pipeline_each_get_their_own_images_answers(pslg_small, data_dir, gap_s):
+    """No exclusive(), no handles: each thread sets its image and queries; per-thread images make it safe."""
+    import time
+    images = [load_image(data_dir / "osbs_029.png"), load_image(data_dir / "soap_061.png")]
     with Pipeline.open(pslg_small, CPU) as p:
-        p.set_image(image)
-        expected = [p.segment(box=b, mode="full").mask.copy() for b in boxes]
+        expected = [p.segment(box=BOX, mode="full", image=img).mask.copy() for img in images]
+        assert not np.array_equal(*expected)
         wrong, start = [], threading.Barrier(2)
 
         def worker(i):
             start.wait()
             for _ in range(6):
-                if not np.array_equal(p.segment(box=boxes[i], mode="full").mask, expected[i]):
+                p.set_image(images[i])
+                time.sleep(gap_s)
+                result = p.segment(box=BOX, mode="full")
+                if not np.array_equal(result.mask, expected[i]):
                     wrong.append(i)
 
         threads = [threading.Thread(target=worker, args=(i,)) for i in (0, 1)]
@@ -134,7 +150,52 @@ def test_concurrent_queries_on_one_image_do_not_share_buffers(pslg_small, image)
             t.start()
         for t in threads:
             t.join()
-        assert not np.array_equal(*expected) and wrong == []
+        assert wrong == []
+
+
+def test_handles_name_the_image_and_go_stale(pipeline, image, data_dir):
+    first = pipeline.set_image(image)
+    mask_first = pipeline.segment(box=BOX, mode="box").mask.copy()
+    second = pipeline.set_image(load_image(data_dir / "soap_061.png"))
+    assert not first.current and second.current
+    with pytest.raises(StaleImageError):
+        pipeline.segment(box=BOX, mode="box", image=first)
+    np.testing.assert_array_equal(pipeline.segment(box=BOX, mode="box", image=image).mask, mask_first)
+    assert not second.current  # the array form stored its image as this thread's current one
+
+
+def test_a_refused_image_leaves_the_previous_one(pipeline, image):
+    pipeline.set_image(image)
+    before = pipeline.segment(box=BOX, mode="box").mask.copy()
+    for bad in (np.zeros((1, 5000, 3), np.uint8), np.zeros((8, 8, 3), np.float32), "not an image"):
+        with pytest.raises(ImageError):
+            pipeline.set_image(bad)
+    with pytest.raises(BoxError):
+        pipeline.segment(box=(500, 500, 600, 600), mode="box")
+    np.testing.assert_array_equal(pipeline.segment(box=BOX, mode="box").mask, before)
+
+
+def test_images_over_the_stated_bound_are_refused_and_buffers_follow_the_size(pslg_small, image):
+    with Pipeline.open(pslg_small, CPU, warmup=False, max_image_pixels=400 * 400) as p:
+        with pytest.raises(ImageError, match="max_image_pixels"):
+            p.set_image(np.zeros((401, 400, 3), np.uint8))
+        p.segment(box=BOX, mode="full", image=image)
+        assert p._sam_mask.shape == (400, 400)
+        p.segment(box=(10, 10, 60, 60), mode="full", image=image[:100, :120])
+        assert p._sam_mask.shape == (100, 120) and p._local.slot.pixels.shape == (100, 120, 3)
+
+
+def test_nodata_is_never_part_of_a_mask(pipeline, image):
+    valid = np.ones(image.shape[:2], bool)
+    valid[:, 190:] = False
+    pipeline.set_image(image, valid=valid)
+    for mode in ("box", "full", "classical"):
+        mask = pipeline.segment(box=BOX, mode=mode).mask
+        assert mask[:, :190].any() and not mask[:, 190:].any(), mode
+    with pytest.raises(ImageError, match="all nodata"):
+        pipeline.set_image(image, valid=np.zeros(image.shape[:2], bool))
+    with pytest.raises(ImageError, match="valid must be"):
+        pipeline.set_image(image, valid=valid[:10])
 
 
 def test_the_sam_encoder_runs_only_for_sam_queries(pslg_small, image):
