@@ -4,10 +4,10 @@ A source no larger than ``raster.LARGE_SIDE`` is read whole once and every query
 ``Pipeline.segment`` on the array. A larger one is never read whole: a phrase is grounded on an overview of
 at most ``overview_side`` px, its box mapped back to full resolution; each box is segmented on a window
 around it (``window_around``: ``context`` x the box, at least ``min_window`` px, SAM's input side by
-default) read at full resolution, or decimated to ``max_window`` px when the object itself is larger. Nodata
-is kept out of each box (the box is cut to the data inside it) and out of every mask (ANDed with the valid
-pixels). :meth:`Segmenter.segment_boxes` puts nearby boxes in one window, so each window is read and
-encoded once.
+default) read at full resolution, or decimated to ``max_window`` px when the object itself is larger.
+Nodata is kept out of each box (the box is cut to the data inside it) and goes to the pipeline with the
+pixels (``set_image(rgb, valid)``), which keeps it out of every mask. :meth:`Segmenter.segment_boxes` puts
+nearby boxes in one window, so each window is read and encoded once.
 """
 import time
 from dataclasses import dataclass, field, replace

@@ -11,8 +11,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import ParameterError
-from ..image import to_rgb8
+from ..errors import ImageError, ParameterError
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,14 +83,18 @@ def data_box(box, valid):
 
 
 class ImageSource:
-    """An in-memory H x W x 3 image as a source: always read whole, in pixels, no georeferencing."""
+    """An in-memory H x W x 3 uint8 RGB image as a source (convert others with ``pslg.runtime.image.to_rgb8``):
+    always read whole, in pixels, no georeferencing."""
 
     large = False
     georef = None
     warnings = ()
 
     def __init__(self, image, name="image"):
-        self.rgb = to_rgb8(image, name)
+        if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8):
+            raise ImageError(f"{name} must be an H x W x 3 uint8 RGB array (pslg.runtime.image.to_rgb8 converts), got "
+                             f"{getattr(image, 'dtype', type(image).__name__)} {getattr(image, 'shape', '')}")
+        self.rgb = image
         self.name = name
         self.height, self.width = self.rgb.shape[:2]
 

@@ -32,13 +32,13 @@ def _largest_full_resolution_read(report, width, height):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("query", ["box", "text"])
-def test_large_raster_queries_cost_what_small_ones_do(query, large_raster, pslg_small):
+def test_large_raster_queries_cost_what_small_ones_do(query, large_raster, sam_tiny, pslg_small):
     large, small = large_raster
     with rasterio.open(large) as ds:
         width, height = ds.width, ds.height
         assert width >= 12000 and height >= 12000 and ds.profile["tiled"] and ds.overviews(1) == [4, 8, 16]
     if query == "box":
-        got = {name: probe(pslg_small, path, "classical", box=box)
+        got = {name: probe(sam_tiny[0], path, "classical", box=box)
                for name, path, box in (("small", small, SMALL_BOX), ("large", large, LARGE_BOX))}
         assert got["large"]["window"] == list(WINDOW) and got["large"]["box_source"] == "user"
         np.testing.assert_allclose(got["large"]["box_px"], LARGE_BOX)

@@ -1,4 +1,4 @@
-"""pslg.runtime.geo.raster: GeoTIFF reading rules (bands, 16-bit stretch, nodata, windows, overviews) and bad rasters."""
+"""pslg.runtime.geo.raster: GeoTIFF reading rules (bands, 16-bit stretch, nodata, windows, overviews), bad rasters."""
 import logging
 
 import cv2
