@@ -142,12 +142,10 @@ def large_raster(tmp_path_factory):
     """A 13440 x 12960 tiled GeoTIFF with overviews (1/4, 1/8, 1/16), EPSG:32612, 0.1 m: 7 x 12 mirrored tiles of
     the real drone photograph marina.png; and a 1000 x 1000 raster of the same imagery on the same grid origin."""
     pytest.importorskip("rasterio")
-    from rasterio.transform import from_origin
-
-    from tests.geo_support import build_large, read_rgb, write_raster
+    from tests.geo_support import build_large, north_up, read_rgb, write_raster
     folder = tmp_path_factory.mktemp("large_raster")
     image = read_rgb(DATA / "marina.png")
     large = build_large(folder / "large.tif", image, tiles=(7, 12))
     small = write_raster(folder / "small.tif", np.ascontiguousarray(image[:1000, :1000]), crs="EPSG:32612",
-                         transform=from_origin(528000.0, 4980000.0, 0.1, 0.1))
+                         transform=north_up(528000.0, 4980000.0, 0.1))
     return large, small

@@ -28,19 +28,27 @@ def read_rgb(path):
     return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
+def north_up(x0, y0, pixel):
+    """The affine transform of a north-up grid with its upper-left corner at ``(x0, y0)``."""
+    from affine import Affine
+    return Affine(pixel, 0.0, x0, 0.0, -pixel, y0)
+
+
 def write_raster(path, data, crs=UTM17, transform=None, **profile):
     """Write ``data`` (H x W or H x W x B) as a GeoTIFF (``crs=None``: none); ``profile`` adds creation options."""
+    import warnings
+
     import rasterio
-    from rasterio.transform import from_origin
+    from rasterio.errors import NotGeoreferencedWarning
     data = data[:, :, None] if data.ndim == 2 else data
     h, w, b = data.shape
-    if transform is None and crs is not None:
-        transform = from_origin(*OSBS_ORIGIN, 0.1, 0.1)
     args = dict(driver="GTiff", width=w, height=h, count=b, dtype=str(data.dtype), **profile)
     if crs is not None:
-        args.update(crs=crs, transform=transform)
-    with rasterio.open(path, "w", **args) as dst:
-        dst.write(data.transpose(2, 0, 1))
+        args.update(crs=crs, transform=transform or north_up(*OSBS_ORIGIN, 0.1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(path, "w", **args) as dst:
+            dst.write(data.transpose(2, 0, 1))
     return Path(path)
 
 
@@ -49,11 +57,10 @@ def build_large(path, image, tiles=(6, 5), factors=(4, 8, 16)):
     0.1 m, with GDAL overviews (nearest) at ``factors``: written strip by strip, never whole in memory."""
     import rasterio
     from rasterio.enums import Resampling
-    from rasterio.transform import from_origin
     h, w = image.shape[:2]
     nx, ny = tiles
     profile = dict(driver="GTiff", width=w * nx, height=h * ny, count=3, dtype="uint8", crs="EPSG:32612",
-                   transform=from_origin(528000.0, 4980000.0, 0.1, 0.1), tiled=True, blockxsize=512, blockysize=512)
+                   transform=north_up(528000.0, 4980000.0, 0.1), tiled=True, blockxsize=512, blockysize=512)
     with rasterio.Env(GDAL_CACHEMAX=256), rasterio.open(path, "w", **profile) as dst:
         for j in range(ny):
             strip = np.concatenate([image if i % 2 == 0 else image[:, ::-1] for i in range(nx)], axis=1)

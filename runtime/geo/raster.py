@@ -44,7 +44,10 @@ def _env():
 
 
 class Raster:
-    """An open raster file (``with Raster(path) as r: ...``); ``bands`` as described in the module."""
+    """An open raster file (``with Raster(path) as r: ...``); ``bands`` as described in the module.
+
+    Like the rasterio datasets it holds, a Raster serves one thread at a time: open one per thread.
+    """
 
     def __init__(self, path, bands=None):
         self.path = Path(path)

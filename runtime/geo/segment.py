@@ -45,7 +45,7 @@ class GeoResult:
     id: Optional[str] = None
     properties: dict = field(default_factory=dict)
     tolerance_px: float = 0.5
-    _polygons: object = None
+    _polygons: object = field(default=None, repr=False)
 
     @property
     def image(self) -> np.ndarray:

@@ -16,7 +16,7 @@ from pslg.runtime.geo import Raster, Segmenter, write_vectors  # noqa: E402
 from pslg.runtime.geo.gpkg import write_gpkg  # noqa: E402
 from pslg.runtime.geo.vector import polygons  # noqa: E402
 from pslg.runtime.outputs import write_query  # noqa: E402
-from tests.geo_support import iou, ogr_read, rasterize_geojson, ring_signed_area  # noqa: E402
+from tests.geo_support import iou, north_up, ogr_read, rasterize_geojson, ring_signed_area  # noqa: E402
 from tests.runner_options import CPU  # noqa: E402
 
 
@@ -122,7 +122,7 @@ def test_polygons_keep_holes_and_exact_pixel_edges():
     mask[5:30, 5:35] = True
     mask[12:20, 12:22] = False                      # a hole
     mask[33:36, 40:44] = True                       # a second part
-    grid = Georef.of("EPSG:32617", rasterio.transform.from_origin(400000, 3000000, 0.5, 0.5))
+    grid = Georef.of("EPSG:32617", north_up(400000.0, 3000000.0, 0.5))
     geom = polygons(mask, grid, tolerance_px=0.0)
     assert len(geom.geoms) == 2
     big = max(geom.geoms, key=lambda p: p.area)
