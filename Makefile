@@ -26,7 +26,7 @@ $(VENV)/.installed-%: setup.cfg pyproject.toml | $(VENV)/bin/python
 
 comma := ,
 
-venv: $(VENV)/.installed-export+dev
+venv: $(VENV)/.installed-export+dev+geo+ray
 
 # The main job on the shipped default: export the demo model set (SAM ViT-B and
 # LQVG), compile the kernels, run the full chain and the classical mode on the
@@ -47,7 +47,7 @@ demo: $(VENV)/.installed-export $(DEMO_MODELS)/.complete
 	$(PSLG) warmup
 	$(PSLG) run $(DEMO_IMAGE) --models $(DEMO_MODELS) --text "$(DEMO_TEXT)" --mode full --mode classical --out $(DEMO_OUT)
 
-test: $(VENV)/.installed-export+dev
+test: $(VENV)/.installed-export+dev+geo+ray
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:

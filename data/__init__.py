@@ -13,6 +13,6 @@ def path(name: str) -> Path:
     """The shipped file ``name`` (FileNotFoundError naming what is shipped when it is not)."""
     found = FOLDER / name
     if not found.is_file():
-        shipped = sorted(p.name for p in FOLDER.iterdir() if p.suffix in (".png", ".jpeg", ".xml"))
+        shipped = sorted(p.name for p in FOLDER.iterdir() if p.suffix in (".png", ".jpeg", ".tif", ".xml"))
         raise FileNotFoundError(f"{name} is not among the shipped data files: {', '.join(shipped)}")
     return found

@@ -43,12 +43,19 @@ def to_rgb8(image, name="image"):
 
 
 def load_image(path):
-    """Read an image file as H x W x 3 uint8 RGB, applying the module's conversion rules."""
+    """Read an image file as H x W x 3 uint8 RGB, applying the module's conversion rules.
+
+    ``.tif``/``.tiff`` files are read by the geo room (rasterio, the ``[geo]`` extra) with its band and
+    16-bit rules (``pslg.runtime.geo.raster``).
+    """
     if not isinstance(path, (str, os.PathLike)):
         raise ImageError(f"image path must be a str or pathlib.Path, got {type(path).__name__}")
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"image file {path} does not exist" + (" (it is a folder)" if path.is_dir() else ""))
+    if path.suffix.lower() in (".tif", ".tiff"):
+        from .geo.raster import load_rgb
+        return load_rgb(path)
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError as e:

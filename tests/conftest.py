@@ -128,3 +128,24 @@ def ray_cluster():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def osbs_tif(data_dir):
+    """The shipped GeoTIFF (EPSG:32617, 0.1 m; the pixels of osbs_029.png) and its 61 crown boxes (pixels)."""
+    from tests.geo_support import voc_boxes
+    return data_dir / "osbs_029.tif", voc_boxes(data_dir / "osbs_029.xml")
+
+
+@pytest.fixture(scope="session")
+def large_raster(tmp_path_factory):
+    """A 13440 x 12960 tiled GeoTIFF with overviews (1/4, 1/8, 1/16), EPSG:32612, 0.1 m: 7 x 12 mirrored tiles of
+    the real drone photograph marina.png; and a 1000 x 1000 raster of the same imagery on the same grid origin."""
+    pytest.importorskip("rasterio")
+    from tests.geo_support import build_large, north_up, read_rgb, write_raster
+    folder = tmp_path_factory.mktemp("large_raster")
+    image = read_rgb(DATA / "marina.png")
+    large = build_large(folder / "large.tif", image, tiles=(7, 12))
+    small = write_raster(folder / "small.tif", np.ascontiguousarray(image[:1000, :1000]), crs="EPSG:32612",
+                         transform=north_up(528000.0, 4980000.0, 0.1))
+    return large, small

@@ -90,7 +90,7 @@ class Worker:
 
     def _write(self, job, image, result):
         """The job's outputs into a temporary folder, renamed to ``OUT/<id>/`` whole."""
-        from ..commands.run import write_query
+        from ..outputs import write_query
         final = store.job_folder(self.out, job.id)
         tmp = self.out / f".tmp-{job.id}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)

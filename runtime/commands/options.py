@@ -1,5 +1,6 @@
 """Command-line argument groups every sub-command shares, defined once."""
 from ..backends.base import BACKENDS, RunnerOptions
+from ..errors import ParameterError
 
 
 def add_models(parser, required=True, help="model-set folder (manifest.json, graphs, engines)"):
@@ -27,3 +28,32 @@ def runner_options(args, prefix="") -> RunnerOptions:
     dest = prefix.replace("-", "_")
     return RunnerOptions(getattr(args, f"{dest}backend"), getattr(args, f"{dest}device"),
                          getattr(args, f"{dest}threads"), getattr(args, f"{dest}cuda_graph"))
+
+
+def add_raster(parser):
+    """``--bands`` and ``--box-crs`` for GeoTIFF input (the ``[geo]`` extra)."""
+    group = parser.add_argument_group("GeoTIFF input (needs the [geo] extra)")
+    group.add_argument("--bands", metavar="B[,G,B]",
+                       help="1-based band numbers shown as R,G,B (or one band as gray), e.g. 3,2,1 "
+                            "(default: the bands the file calls red/green/blue, else 1,2,3)")
+    group.add_argument("--box-crs", metavar="CRS",
+                       help="the CRS of the --box/--point numbers (and of a --boxes file): anything pyproj "
+                            "understands, e.g. EPSG:4326 (lon/lat; a box is then west,south,east,north) or the "
+                            "raster's own EPSG:32617; 'pixel' for pixels (default: pixels; a GeoJSON --boxes file: "
+                            "EPSG:4326)")
+
+
+def raster_arguments(args):
+    """``(bands or None, box CRS or None)`` of :func:`add_raster`'s arguments; a CRS is checked here."""
+    bands = None
+    if args.bands:
+        try:
+            bands = [int(b) for b in args.bands.split(",")]
+        except ValueError:
+            raise ParameterError(f"--bands must be comma-separated band numbers, e.g. 3,2,1; got {args.bands!r}") \
+                from None
+    crs = args.box_crs if args.box_crs and args.box_crs.lower() not in ("pixel", "pixels") else None
+    if crs is not None:
+        from ..geo.crs import parse_crs
+        parse_crs(crs)
+    return bands, crs
