@@ -48,6 +48,23 @@ def _stale_handle(sam_tiny):
         p.segment(box=(0, 0, 4, 4), mode="box", image=old)
 
 
+def _jobs_file(tmp_path):
+    from pslg.runtime.batch.jobs import read_jobs
+    (tmp_path / "jobs.jsonl").write_text('{"id": "a", "image": "x.png"}\n')
+    read_jobs(tmp_path / "jobs.jsonl")
+
+
+def _jobs_failed(sam_tiny, tmp_path):
+    import argparse
+
+    from pslg.runtime.commands import batch
+    (tmp_path / "jobs.jsonl").write_text('{"id": "a", "image": "missing.png", "box": [1, 2, 3, 4]}\n')
+    parser = argparse.ArgumentParser()
+    batch.add_arguments(parser)
+    batch.run(parser.parse_args(["--models", str(sam_tiny[0]), "--jobs", str(tmp_path / "jobs.jsonl"),
+                                 "--out", str(tmp_path / "out"), "--device", "cpu"]))
+
+
 def _text_on_sam_only(sam_tiny):
     with Pipeline.open(sam_tiny[0], CPU, warmup=False) as p:
         p.set_image(np.zeros((8, 8, 3), np.uint8))
@@ -124,6 +141,8 @@ SCENARIOS = {
     errors.TokenizerError: lambda tmp_path, **k: _tokenizer(tmp_path),
     errors.MissingDependency: lambda **k: extras.require("pslg_no_such_package", "geo", "a test"),
     errors.DatasetError: lambda tmp_path, **k: _dataset(tmp_path),
+    errors.JobsFileError: lambda tmp_path, **k: _jobs_file(tmp_path),
+    errors.JobsFailed: lambda sam_tiny, tmp_path, **k: _jobs_failed(sam_tiny, tmp_path),
 }
 
 
