@@ -13,13 +13,14 @@ from .results import SegmentResult
 RANDOM_TITLE = "RANDOM WEIGHTS - not a real result"
 
 
-def write_query(folder, image, result, models=None):
+def write_query(folder, image, result, models=None, overlay_png=True):
     """Write one query's files into ``folder``; returns the overlay picture (h x w x 3 uint8).
 
     ``result``: a :class:`~pslg.runtime.results.SegmentResult` with the ``image`` (H x W x 3 uint8) it was
     segmented on, or a :class:`~pslg.runtime.geo.GeoResult` (``image`` None: it carries its view, and
     mask.png then shows that view's pixels; its ``geo`` block in result.json says where they lie).
-    ``models``: the model set's summary, copied into result.json.
+    ``models``: the model set's summary, copied into result.json. ``overlay_png``: also write overlay.png
+    (the picture is returned either way).
     """
     plain = isinstance(result, SegmentResult)
     segment = result if plain else result.result
@@ -31,7 +32,8 @@ def write_query(folder, image, result, models=None):
     random = any("RANDOM" in w for w in segment.warnings)
     picture = overlay(image, segment.mask, segment.box, segment.point, text=label,
                       title=RANDOM_TITLE if random else None)
-    save_rgb(folder / "overlay.png", picture)
+    if overlay_png:
+        save_rgb(folder / "overlay.png", picture)
     report = dict(result.to_json(), models=models)
     if not plain and result.georef is not None:
         from .geo.write import write_geo

@@ -13,11 +13,12 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from ..backends import RunnerOptions
 from ..errors import PathError, PslgError
-from ..image import load_image
+from ..geo import open_source
+from ..geo.segment import Segmenter
+from ..outputs import write_query
 from . import store
 
 INTERNAL = {"code": 70, "name": "InternalError"}
@@ -31,6 +32,7 @@ class WorkerConfig:
     out: str
     runner: RunnerOptions = field(default_factory=RunnerOptions)
     mode: str = "full"
+    overlay: bool = False
     warmup: bool = True
 
 
@@ -51,7 +53,7 @@ class Worker:
         self.out = Path(config.out)
         self.pipeline = Pipeline.open(config.models, config.runner, warmup=config.warmup)
         self.summary = self.pipeline.models.summary()
-        self._image_path = self._image = self._handle = None
+        self._path = self._source = self._segmenter = None
         self.where = f"{socket.gethostname()}:{os.getpid()}"
 
     def ready(self):
@@ -62,13 +64,15 @@ class Worker:
         """Run the jobs of one task (one image) in order; one record per job."""
         return [self._run_job(job) for job in task]
 
-    def _load(self, path):
-        if path != self._image_path:
-            self._image_path = self._image = self._handle = None
-            self._image = load_image(path)
-            self._handle = self.pipeline.set_image(self._image)
-            self._image_path = path
-        return self._image, self._handle
+    def _segmenter_for(self, path):
+        """A Segmenter of the job's image or raster, kept while consecutive jobs name the same file."""
+        if path != self._path:
+            if self._source is not None:
+                self._source.close()
+            self._path = self._source = self._segmenter = None
+            self._source = open_source(path)
+            self._segmenter, self._path = Segmenter(self.pipeline, self._source), path
+        return self._segmenter
 
     def _run_job(self, job):
         record = {"id": job.id, "image": str(job.image), "mode": job.mode or self.config.mode, "worker": self.where}
@@ -79,24 +83,22 @@ class Worker:
                         timings_ms=done.get("timings_ms", {}), resumed=True)
         t0 = time.perf_counter()
         try:
-            image, handle = self._load(job.image)
-            result = self.pipeline.segment(text=job.text, box=job.box, point=job.point, mode=record["mode"],
-                                           image=handle)
-            outputs = self._write(job, image, result)
+            result = self._segmenter_for(job.image).segment(text=job.text, box=job.box, point=job.point,
+                                                            crs=job.box_crs, mode=record["mode"])
+            outputs = self._write(job, result)
         except Exception as e:  # one bad job never stops the rest: it is recorded with its error
             return dict(record, status="error", error=_error(e), ms=(time.perf_counter() - t0) * 1e3)
-        return dict(record, status="ok", outputs=outputs, timings_ms=result.timings_ms,
+        return dict(record, status="ok", outputs=outputs, timings_ms=result.result.timings_ms,
                     ms=(time.perf_counter() - t0) * 1e3)
 
-    def _write(self, job, image, result):
+    def _write(self, job, result):
         """The job's outputs into a temporary folder, renamed to ``OUT/<id>/`` whole."""
-        from ..outputs import write_query
         final = store.job_folder(self.out, job.id)
         tmp = self.out / f".tmp-{job.id}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         try:
-            write_query(tmp, image, result, self.summary)
+            write_query(tmp, None, result, self.summary, overlay_png=self.config.overlay)
             outputs = sorted(p.name for p in tmp.iterdir())
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
@@ -105,4 +107,6 @@ class Worker:
         return [f"{job.id}/{name}" for name in outputs]
 
     def close(self):
+        if self._source is not None:
+            self._source.close()
         self.pipeline.close()

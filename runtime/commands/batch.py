@@ -24,6 +24,7 @@ def add_arguments(parser):
     parser.add_argument("--gpus-per-worker", type=float, default=0.0,
                         help="GPUs each Ray worker asks for (0.5: two workers share a GPU)")
     parser.add_argument("--chunk", type=int, default=16, help="most jobs of one image sent to a worker at once")
+    parser.add_argument("--overlay", action="store_true", help="also write each job's overlay.png")
     parser.add_argument("--retry-failed", action="store_true", help="run again the jobs an earlier run recorded "
                                                                     "as failed")
     parser.add_argument("--json", help="also write the summary here")
@@ -38,7 +39,7 @@ def run(args):
         raise ParameterError("--workers and --address are for --engine ray (local runs one worker in this process)")
     integer(args.chunk, "--chunk", 1)
     summary_path = output_file(args.json) if args.json else None
-    config = WorkerConfig(args.models, args.out, runner_options(args), args.mode)
+    config = WorkerConfig(args.models, args.out, runner_options(args), args.mode, args.overlay)
     options = {} if args.engine == "local" else {"address": args.address, "cpus_per_worker": args.cpus_per_worker,
                                                  "gpus_per_worker": args.gpus_per_worker}
     summary = run_batch(args.jobs, config, args.engine, args.workers, args.chunk, args.retry_failed, **options)

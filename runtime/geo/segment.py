@@ -149,16 +149,18 @@ class Segmenter:
         self.min_window = min(max_window, min_window or (sam.image_size if sam is not None else 1024))
         self.context, self.max_window, self.overview_side = context, max_window, overview_side
         self.tolerance_px = tolerance_px
-        self._whole = self._overview = self._window = self._shown = None
+        self._whole = self._overview = self._window = self._shown = self._handle = None
         self._described = None
         self._located = {}
 
     # -- what the pipeline sees ----------------------------------------------------------------------------------
 
     def _show(self, view):
-        if view is not self._shown:
-            self.pipeline.set_image(view.rgb, view.valid)
+        """The pipeline's handle of ``view``'s pixels, set again only when the view (or its handle) changed."""
+        if view is not self._shown or not self._handle.current:
+            self._handle = self.pipeline.set_image(view.rgb, view.valid)
             self._shown = view
+        return self._handle
 
     def _read(self, timings, read):
         t0 = time.perf_counter()
@@ -210,8 +212,7 @@ class Segmenter:
             return self._located[text], False
         timings = {}
         view = self._overview_view(timings) if self.source.large else self._whole_view(timings)
-        self._show(view)
-        grounding = self.pipeline.locate(text)
+        grounding = self.pipeline.locate(text, image=self._show(view))
         grounding.timings_ms.update(timings)
         located = self._located[text] = Located.of(grounding, view, self.source)
         while len(self._located) > KEEP_LOCATED:
@@ -249,7 +250,7 @@ class Segmenter:
 
     def _segment(self, view, text, box_px, point_px, mode, multimask, seed, id, properties, grounding, grounded_on,
                  timings, warnings, t0):
-        self._show(view)
+        handle = self._show(view)
         local_box = None
         if box_px is not None:
             local_box = data_box(view.from_source(box_px), view.valid)
@@ -262,7 +263,7 @@ class Segmenter:
                 raise PointError(f"point {point_px.tolist()} lies outside the window {list(view.window)} read "
                                  f"around the box")
         r = self.pipeline.segment(text=text, box=local_box, point=local_point, mode=mode, multimask=multimask,
-                                  seed=seed)
+                                  seed=seed, image=handle)
         timings.update(r.timings_ms)
         warnings += [w for w in r.warnings if w not in warnings]
         timings["total"] = _ms(t0)

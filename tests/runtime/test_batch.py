@@ -4,7 +4,6 @@ import subprocess
 import sys
 import threading
 import time
-import xml.etree.ElementTree as ET
 
 import cv2
 import numpy as np
@@ -16,13 +15,12 @@ from pslg.runtime.batch.store import RESULTS, ResultsFile
 from pslg.runtime.batch.worker import WorkerConfig
 from pslg.runtime.cli import main
 from pslg.runtime.errors import BoxError, ImageError, JobsFailed, JobsFileError, MissingDependency
+from tests.geo_support import OSBS_ORIGIN, UTM17, voc_boxes
 from tests.runner_options import CPU
 
 
 def crowns(data_dir, name, count):
-    root = ET.parse(data_dir / f"{name}.xml").getroot()
-    boxes = [[float(o.find("bndbox").find(t).text) for t in ("xmin", "ymin", "xmax", "ymax")] for o in root.iter("object")]
-    return [b for b in boxes if min(b[2] - b[0], b[3] - b[1]) >= 20][:count]
+    return [b for b in voc_boxes(data_dir / f"{name}.xml").tolist() if min(b[2] - b[0], b[3] - b[1]) >= 20][:count]
 
 
 def write_jobs(path, data_dir, per_image=6, mode="classical", bad=True):
@@ -109,6 +107,24 @@ def test_a_crash_leaves_no_half_job_that_counts_as_done(sam_tiny, data_dir, tmp_
     assert summary.skipped == 1 and summary.done == 3 and (out / "soap_061-0" / "mask.png").is_file()
     with ResultsFile(out) as store:
         assert len(store.records) == 4
+
+
+def test_a_georeferenced_job_writes_the_geo_outputs(sam_tiny, data_dir, tmp_path):
+    pytest.importorskip("rasterio")
+    x1, y1, x2, y2 = crowns(data_dir, "osbs_029", 1)[0]
+    (x0, y0), px = OSBS_ORIGIN, 0.1
+    utm = [x0 + px * x1, y0 - px * y2, x0 + px * x2, y0 - px * y1]
+    (tmp_path / "jobs.jsonl").write_text(
+        json.dumps({"id": "map", "image": str(data_dir / "osbs_029.tif"), "box": utm, "box_crs": UTM17,
+                    "mode": "classical"}) + "\n"
+        + json.dumps({"id": "pixels", "image": str(data_dir / "osbs_029.png"), "box": [x1, y1, x2, y2],
+                      "mode": "classical"}) + "\n")
+    out = tmp_path / "out"
+    summary = run_batch(tmp_path / "jobs.jsonl", WorkerConfig(str(sam_tiny[0]), str(out), CPU, warmup=False),
+                        progress=False)
+    assert summary.done == 2
+    assert {"mask.tif", "mask.geojson", "mask.gpkg", "mask.png", "result.json"} <= {p.name for p in (out / "map").iterdir()}
+    np.testing.assert_array_equal(mask_of(out / "map"), mask_of(out / "pixels"))
 
 
 def test_without_ray_the_ray_engine_names_the_extra(sam_tiny, data_dir, tmp_path):
