@@ -123,7 +123,8 @@ def test_a_georeferenced_job_writes_the_geo_outputs(sam_tiny, data_dir, tmp_path
     summary = run_batch(tmp_path / "jobs.jsonl", WorkerConfig(str(sam_tiny[0]), str(out), CPU, warmup=False),
                         progress=False)
     assert summary.done == 2
-    assert {"mask.tif", "mask.geojson", "mask.gpkg", "mask.png", "result.json"} <= {p.name for p in (out / "map").iterdir()}
+    written = {p.name for p in (out / "map").iterdir()}
+    assert {"mask.tif", "mask.geojson", "mask.gpkg", "mask.png", "result.json"} <= written
     np.testing.assert_array_equal(mask_of(out / "map"), mask_of(out / "pixels"))
 
 
