@@ -20,6 +20,7 @@ from pslg.runtime.commands.options import add_runner, runner_options
 from pslg.runtime.errors import DatasetError, ImageError, InputError, ParameterError
 from pslg.runtime.files import output_file, write_text
 from pslg.runtime.image import load_image
+from pslg.runtime.records import RecordLog
 
 from . import metrics, rrsisd
 from .timing import table
@@ -55,7 +56,7 @@ def add_arguments(parser):
     add_runner(parser)
 
 
-class ResultStore:
+class ResultStore(RecordLog):
     """The per-sample records of one run: a header line with the run's settings, then one JSON line per sample.
 
     A partial last line (a crash mid-write) is cut off on opening.
@@ -63,44 +64,8 @@ class ResultStore:
 
     def __init__(self, work, run):
         key = hashlib.sha256(json.dumps(run, sort_keys=True).encode()).hexdigest()[:12]
-        self.path = Path(work) / f"{run['split']}-{key}.jsonl"
-        self.records = {}
-        header = json.dumps({"run": run}, sort_keys=True) + "\n"
-        if self.path.is_file() and self.path.stat().st_size:
-            self._load(header)
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(header)
-        self._file = open(self.path, "a")
-
-    def _load(self, header):
-        text = self.path.read_text()
-        if not text.startswith(header):
-            raise ParameterError(f"{self.path} is not the work file of this run; delete it or pass another --work")
-        complete = text[:text.rfind("\n") + 1]
-        if len(complete) < len(text):
-            self.path.write_text(complete)
-        for number, line in enumerate(complete.splitlines()[1:], start=2):
-            try:
-                record = json.loads(line)
-                self.records[record["sent_id"]] = record
-            except (ValueError, KeyError, TypeError):
-                raise ParameterError(f"{self.path} line {number} is not a sample record; "
-                                     "delete the file to start over") from None
-
-    def add(self, record):
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
-        self.records[record["sent_id"]] = record
-
-    def close(self):
-        self._file.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        super().__init__(Path(work) / f"{run['split']}-{key}.jsonl", "sent_id", ParameterError, "sample record",
+                         header={"run": run})
 
 
 def _score(sample, predict, protocol):

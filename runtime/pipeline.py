@@ -106,7 +106,7 @@ class Pipeline:
         self._local = threading.local()
         self._runners = []
         self._closed = False
-        self._encoding = self._letterboxed = None     # (key, value) of the one image each was computed for
+        self._per_image = {}     # "sam_encoder" / "letterbox" -> (key, value) for the one image it was computed for
         self._sam_mask = None
         self._mbo_workspace = Workspace()
         self.open_timings_ms = {}
@@ -159,7 +159,7 @@ class Pipeline:
             self.segment(text="warm-up", mode=modes[-1], image=image)
             self.grounder.clear_cache()
         self._local.slot = None
-        self._encoding = self._letterboxed = None
+        self._per_image = {}
         timings["graphs"] = _ms(t0)
         return timings
 
@@ -248,20 +248,18 @@ class Pipeline:
             raise NoImageError("no image set in this thread: call set_image(rgb) first, or pass image=")
         return slot, slot.key
 
-    def _encoded(self, slot, key, timings):
-        """The SAM encoding of the slot's image, computed now if no query has needed it yet."""
-        if self._encoding is None or self._encoding[0] != key:
-            t0 = time.perf_counter()
-            self._encoding = (key, self._sam.encode(slot.pixels))
-            timings["sam_encoder"] = slot.timings["sam_encoder"] = _ms(t0)
-        return self._encoding[1]
+    def _per_image_work(self, stage, compute, slot, key, timings):
+        """``compute(pixels)`` of the slot's image (the SAM encoding, the letterbox), done once per image.
 
-    def _letterbox(self, slot, key, timings):
-        if self._letterboxed is None or self._letterboxed[0] != key:
+        One result per stage is kept, for the last image it was computed for;
+        the time it took goes into this query's and the image's timings.
+        """
+        held = self._per_image.get(stage)
+        if held is None or held[0] != key:
             t0 = time.perf_counter()
-            self._letterboxed = (key, self.grounder.prepare_image(slot.pixels))
-            timings["letterbox"] = slot.timings["letterbox"] = _ms(t0)
-        return self._letterboxed[1]
+            held = self._per_image[stage] = (key, compute(slot.pixels))
+            timings[stage] = slot.timings[stage] = _ms(t0)
+        return held[1]
 
     # ---------------------------------------------------------------- queries
 
@@ -278,7 +276,8 @@ class Pipeline:
         if self.grounder is None:
             raise ComponentMissing(f"model set {self.models.path} has no LQVG graphs: pass box=... instead of text, "
                                    f"or export LQVG into it ('pslg export lqvg --out {self.models.path}')")
-        return self.grounder.locate(self._letterbox(slot, key, timings), text)
+        return self.grounder.locate(self._per_image_work("letterbox", self.grounder.prepare_image, slot, key, timings),
+                                    text)
 
     def segment(self, text: Optional[str] = None, box=None, point=None, mode: str = "full",
                 out: Optional[np.ndarray] = None, multimask: bool = False, seed: int = 0,
@@ -358,7 +357,7 @@ class Pipeline:
         if self._sam is None:
             raise ComponentMissing(f"model set {self.models.path} has no SAM graphs; use mode='classical' "
                                    f"or export SAM into it ('pslg export sam --out {self.models.path}')")
-        encoding = self._encoded(slot, key, timings)
+        encoding = self._per_image_work("sam_encoder", self._sam.encode, slot, key, timings)
         t0 = time.perf_counter()
         score = self._sam.segment(encoding, box, point, multimask, out=target)
         timings["sam_decoder"] = _ms(t0)
@@ -377,7 +376,7 @@ class Pipeline:
                 runner.close()
             self._runners = []
             self._local = threading.local()
-            self._encoding = self._letterboxed = self._sam_mask = None
+            self._per_image, self._sam_mask = {}, None
             self._closed = True
 
     def __enter__(self):

@@ -179,7 +179,7 @@ def test_a_work_file_of_another_run_is_refused(tmp_path):
     with ResultStore(tmp_path, other) as fresh:   # other settings: another file, nothing resumed
         assert fresh.path != store.path and fresh.records == {}
     fresh.path.write_text(store.path.read_text())  # a header that does not match its name
-    with pytest.raises(ParameterError, match="is not the work file of this run"):
+    with pytest.raises(ParameterError, match="is not the file of this run"):
         ResultStore(tmp_path, other)
 
 

@@ -135,7 +135,7 @@ def test_vit_b_export_matches_pytorch(tmp_path, data_dir):
     with Pipeline.open(tmp_path, CPU) as p:
         p.set_image(image)
         ours = p.segment(box=box, mode="box").mask
-        assert np.abs(p._encoding[1].embedding - predictor.features.numpy()).max() <= 1e-3
+        assert np.abs(p._per_image["sam_encoder"][1].embedding - predictor.features.numpy()).max() <= 1e-3
     union = np.logical_or(ours, ref[0]).sum()
     assert union and np.logical_and(ours, ref[0]).sum() / union >= 0.99
 

@@ -203,7 +203,7 @@ def test_the_sam_encoder_runs_only_for_sam_queries(pslg_small, image):
         p.set_image(image)
         assert p.image_timings_ms == {}
         classical = p.segment(box=BOX, mode="classical")
-        assert "sam_encoder" not in classical.timings_ms and p._encoding is None
+        assert "sam_encoder" not in classical.timings_ms and "sam_encoder" not in p._per_image
         first = p.segment(box=BOX, mode="box")
         second = p.segment(box=BOX, mode="full")
         assert "sam_encoder" in first.timings_ms and "sam_encoder" not in second.timings_ms
