@@ -14,8 +14,8 @@ prior: the box's inscribed ellipse at 0.9 with a wavy edge. Per case, each
 side runs once to warm up, then ``repeats`` times interleaved; a case's
 figure is its median, a size's p50 / p99 are over all its timed runs.
 Ratios are the other side's median over ours (> 1: ours is faster). Full
-mode is timed at one thread and at ``--threads`` (default every core);
-OpenCV runs with its default threads. OpenCV's GrabCut starts from random
+mode is timed at one thread and at ``--threads`` (default every core), the
+rest at one thread (the default); OpenCV runs with its default threads. OpenCV's GrabCut starts from random
 k-means: the IoU against it is the closest of ``seeds`` of its seeded runs.
 scikit-learn and PyMaxflow are dev dependencies, imported only where used.
 """
@@ -417,7 +417,7 @@ def run(data_dir=DEFAULT_DATA, large_dir=DEFAULT_LARGE, repeats=5, quick=False, 
             "repeats": repeats,
             "mbo_full": bench_full(small + large, repeats, seeds, n_threads),
         }
-        set_threads(n_threads)
+        set_threads(1)                         # the shipped default
         result["classical"] = bench_classical(small + large, repeats, seeds)
         result["cfpg"] = bench_cfpg(small + large, repeats)
         result["maxflow"] = bench_maxflow(small[:4 if quick else 8], repeats)

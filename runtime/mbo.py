@@ -62,8 +62,10 @@ FINE_BAND = 3
 #: Trimap bands up to this width use OpenCV's ellipse morphology, wider ones a distance transform.
 MORPHOLOGY_BAND = 16
 #: The colour mixtures learn from every probable pixel and from at most about
-#: this many pixels of each sure class (a hashed sample: OpenCV's fit on 800 x
-#: 800 windows and this one give the same masks within 0.1 % IoU).
+#: this many pixels of each sure class (a hashed sample; on 800 x 800 crops the
+#: masks agree with OpenCV's closest seeded run as closely as with a fit on
+#: every pixel, IoU >= 0.99, and 1024 .. 16384 measured alike). Windows with
+#: fewer sure pixels are fitted on all of them, as OpenCV does.
 FIT_SAMPLE = 1 << 12
 #: beta is averaged over the pairs of about this many pixels (every row of a
 #: smaller window, as OpenCV; evenly spaced rows of a larger one).

@@ -3,9 +3,10 @@
 Compiled code is cached on disk (``cache=True``: next to the sources, or
 under ``NUMBA_CACHE_DIR`` / the user cache when that folder is read-only).
 ``warmup()`` compiles every kernel the runtime calls ahead of the first real
-call, or loads it from that cache, with the argument types the runtime uses,
-serial and parallel. ``set_threads(n)`` / ``threads()``: the thread count
-(see ``kernels.parallel``).
+call, or loads it from that cache, with the argument types the runtime uses;
+the parallel compilations come with the serial calls that hold them, so
+warming up runs no parallel region. ``set_threads(n)`` / ``threads()``: the
+thread count (default 1, see ``kernels.parallel``).
 """
 import time
 
@@ -34,14 +35,13 @@ def warmup():
     graph = graph_view(new_graph(nodes, 8), nodes)
     grabcut.layout(pixels, flat, 1 << 14, band)
     mix = gmm.empty_mixtures(2, 5)
-    for parallel in (False, True):
-        beta = grabcut.beta(image, 1, parallel)
-        grabcut.band_links(image, trimap, band, beta, 50.0, graph, parallel)
-        grabcut.init_mixtures(band, mix, 0, parallel)
-        grabcut.refit(band, mix, parallel)
-        grabcut.terminals(band)
-        grabcut.cut(band, graph, False)
-        grabcut.cut(band, graph, True)
-        grabcut.relabel(band)
+    beta = grabcut.beta(image, 1, False)
+    grabcut.band_links(image, trimap, band, beta, 50.0, graph, False)
+    grabcut.init_mixtures(band, mix, 0, False)
+    grabcut.refit(band, mix, False)
+    grabcut.terminals(band)
+    grabcut.cut(band, graph, False)
+    grabcut.cut(band, graph, True)
+    grabcut.relabel(band)
     grabcut.write_labels(band, flat)
     return time.perf_counter() - start

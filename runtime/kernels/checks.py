@@ -110,9 +110,8 @@ def out_array(name, out, shape, dtypes):
     None: a new one of ``dtypes[0]``."""
     if out is None:
         return np.empty(shape, dtypes[0])
-    need = (f"a writable C-contiguous {' or '.join(np.dtype(d).name for d in dtypes)} array of shape "
-            f"{tuple(shape)}")
-    if not isinstance(out, np.ndarray) or out.shape != tuple(shape) or out.dtype not in [np.dtype(d) for d in dtypes] \
+    if not isinstance(out, np.ndarray) or out.shape != tuple(shape) or out.dtype not in dtypes \
             or not out.flags.writeable or not out.flags.c_contiguous:
-        fail(name, need, out)
+        fail(name, f"a writable C-contiguous {' or '.join(np.dtype(d).name for d in dtypes)} array of shape "
+                   f"{tuple(shape)}", out)
     return out

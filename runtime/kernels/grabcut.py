@@ -45,8 +45,8 @@ Band = namedtuple("Band", "index nodes rows role weight planes cls comp best nll
 
 def band_buffers(pixels, nodes, rows):
     """A ``Band`` for windows of ``pixels`` pixels with ``nodes`` band nodes and ``rows`` training rows."""
-    return Band(index=np.empty(pixels, np.int32), nodes=np.empty(nodes, np.int64), rows=np.empty(rows, np.int64), role=np.empty(rows, np.int8),
-                weight=np.empty(rows), planes=np.empty(3 * rows), cls=np.empty(rows, np.int8),
+    return Band(index=np.empty(pixels, np.int32), nodes=np.empty(nodes, np.int64), rows=np.empty(rows, np.int64),
+                role=np.empty(rows, np.int8), weight=np.empty(rows), planes=np.empty(3 * rows), cls=np.empty(rows, np.int8),
                 comp=np.empty(rows, np.int8), best=np.zeros((rows, 2), np.int8), nll=np.empty((rows, 2)),
                 fg=np.empty(nodes, np.bool_), side=np.empty(nodes, np.bool_), source=np.empty(nodes),
                 sink=np.empty(nodes), s_const=np.empty(nodes), t_const=np.empty(nodes))
@@ -54,8 +54,8 @@ def band_buffers(pixels, nodes, rows):
 
 def band_view(band, pixels, nodes, rows):
     """The leading parts of ``band``'s buffers for one window (no copy); planes as a C-contiguous (3, rows)."""
-    sizes = {"index": pixels, "nodes": nodes, "fg": nodes, "side": nodes, "source": nodes,
-             "sink": nodes, "s_const": nodes, "t_const": nodes}
+    sizes = {"index": pixels, "nodes": nodes, "fg": nodes, "side": nodes, "source": nodes, "sink": nodes,
+             "s_const": nodes, "t_const": nodes}
     return Band(*(a[:3 * rows].reshape(3, rows) if name == "planes" else a[:sizes.get(name, rows)]
                   for name, a in zip(Band._fields, band)))
 

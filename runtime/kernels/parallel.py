@@ -1,10 +1,15 @@
 """How many threads the kernels use, and their parallel compilations.
 
-``set_threads(n)`` sets it for the process (default: every core Numba
-sees, ``NUMBA_NUM_THREADS``); ``threads()`` reads it. With one thread the
-serial compilations run and Numba's thread pool is never started, so a
-worker process that forks stays fork-safe; this is a first-class setting,
-not a slow path.
+``set_threads(n)`` sets it for the process (1 .. ``max_threads()``, the
+cores Numba sees, ``NUMBA_NUM_THREADS``); ``threads()`` reads it. The
+default is one: the serial compilations run and no parallel region ever
+does, so OpenMP creates no worker team and a worker process that forks stays
+fork-safe (Numba still loads its threading layer, with the code that holds
+the parallel loops); this is a first-class setting, not a slow path. Measured on two shared cores, the
+parallel kernels (mixture evaluation, n-links, beta) run 1.1-1.7x faster
+alone on two threads, but MBO as a whole does not: its push-relabel max-flow
+is serial and takes 60-80 % of the time (``python -m pslg.benchmarks.kernels
+--threads N`` measures it on the target).
 
 A kernel that profits from threads has two compilations of one source
 (``variants``): the serial one, and a ``parallel=True`` one whose ``prange``
@@ -15,8 +20,13 @@ count in the calling thread (Numba's count is per thread) and, on Numba's
 once, holds a lock so they run one after the other. Numba picks ``tbb``,
 then ``omp``, then ``workqueue``; on this project's Linux targets it picks
 ``omp`` (GNU OpenMP), which runs concurrent launches from several Python
-threads side by side.
+threads side by side. Before the first launch ``OMP_WAIT_POLICY`` is set to
+``PASSIVE`` unless the environment sets it: OpenMP's workers would otherwise
+spin after each short parallel step and take a core from the serial
+max-flow that follows (measured: 2 threads 2x slower than 1 on a loaded
+2-core machine, the same as 1 with passive waiting).
 """
+import os
 import threading
 import types
 
@@ -25,7 +35,7 @@ from numba import njit
 
 from . import checks
 
-_state = {"threads": numba.config.NUMBA_NUM_THREADS, "layer": None}
+_state = {"threads": 1, "layer": None}
 _serial_launches = threading.Lock()   # held around launches until the layer is known to be thread-safe
 
 
@@ -68,6 +78,8 @@ class launch:
 
     def __enter__(self):
         if self.parallel:
+            if _state["layer"] is None:
+                os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # read when OpenMP loads, at the first launch
             numba.set_num_threads(_state["threads"])
             if _state["layer"] != "threadsafe":
                 self._lock = _serial_launches
@@ -86,5 +98,5 @@ class launch:
 
 
 def layer():
-    """Numba's threading layer once a parallel kernel has run (``omp``, ``tbb``, ``workqueue``), else None."""
+    """Numba's threading layer once a parallel region has run here (``omp``, ``tbb``, ``workqueue``), else None."""
     return numba.threading_layer() if _state["layer"] is not None else None

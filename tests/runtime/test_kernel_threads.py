@@ -21,8 +21,8 @@ def restore_threads():
     kernels.set_threads(before)
 
 
-def test_count_defaults_to_every_core_and_is_settable(restore_threads):
-    assert 1 <= kernels.threads() <= kernels.max_threads()
+def test_count_defaults_to_one_and_is_settable(restore_threads):
+    assert kernels.threads() == 1
     kernels.set_threads(1)
     assert kernels.threads() == 1
     with parallel.launch(10 ** 9) as on:
@@ -79,8 +79,10 @@ from tests.kernel_cases import big_case
 def signatures():
     return {f"{m.__name__}.{k}": len(v.signatures) for m in (gmm, grabcut, kmeans, maxflow)
             for k, v in vars(m).items() if isinstance(v, numba.core.registry.CPUDispatcher)}
+from pslg.runtime.kernels import parallel
 kernels.warmup()
 before = signatures()
+pools = []
 for threads in sorted({1, kernels.max_threads()}):
     kernels.set_threads(threads)
     for size in (400, 700):
@@ -90,14 +92,17 @@ for threads in sorted({1, kernels.max_threads()}):
     image, box, prior = big_case(60)
     mbo.refine(image, prior, box)
     mbo.refine(image, None, box, point=foreground_point(image, box).point, classical_start="rect")
-print(json.dumps({k: (before[k], n) for k, n in signatures().items() if n != before.get(k)}))
+    pools.append(parallel.layer() is not None)
+print(json.dumps({"new": {k: (before[k], n) for k, n in signatures().items() if n != before.get(k)}, "pools": pools}))
 """
 
 
 @pytest.mark.slow
 def test_warmup_compiles_every_kernel_the_runtime_calls():
     """After ``warmup()`` in a fresh process, full and classical MBO and CFPG at every size, on one thread
-    and on all, add no compiled signature to any kernel."""
+    and on all, add no compiled signature to any kernel; warm-up and one thread run no parallel region."""
     proc = subprocess.run([sys.executable, "-c", _AFTER_WARMUP], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {}
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["new"] == {}
+    assert report["pools"] == ([False, True] if kernels.max_threads() > 1 else [False])
