@@ -20,11 +20,13 @@ count in the calling thread (Numba's count is per thread) and, on Numba's
 once, holds a lock so they run one after the other. Numba picks ``tbb``,
 then ``omp``, then ``workqueue``; on this project's Linux targets it picks
 ``omp`` (GNU OpenMP), which runs concurrent launches from several Python
-threads side by side. Before the first launch ``OMP_WAIT_POLICY`` is set to
-``PASSIVE`` unless the environment sets it: OpenMP's workers would otherwise
-spin after each short parallel step and take a core from the serial
-max-flow that follows (measured: 2 threads 2x slower than 1 on a loaded
-2-core machine, the same as 1 with passive waiting).
+threads side by side. Importing this module sets ``OMP_WAIT_POLICY`` to
+``PASSIVE`` unless the environment sets it (GNU OpenMP reads it when Numba
+loads it, with the first compiled parallel code; other OpenMP users loaded
+later in the process see it too): its workers would otherwise spin after
+each short parallel step and take a core from the serial max-flow that
+follows (measured: 2 threads 2x slower than 1 on a loaded 2-core machine,
+the same as 1 with passive waiting).
 """
 import os
 import threading
@@ -35,6 +37,7 @@ from numba import njit
 
 from . import checks
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _state = {"threads": 1, "layer": None}
 _serial_launches = threading.Lock()   # held around launches until the layer is known to be thread-safe
 
@@ -78,8 +81,6 @@ class launch:
 
     def __enter__(self):
         if self.parallel:
-            if _state["layer"] is None:
-                os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # read when OpenMP loads, at the first launch
             numba.set_num_threads(_state["threads"])
             if _state["layer"] != "threadsafe":
                 self._lock = _serial_launches
