@@ -32,7 +32,7 @@ from .kernels import checks
 from .kernels.kmeans import kmeans
 
 FALLBACKS = ("centroid_outside_region", "no_region_above_area", "no_region")
-#: Crops above this many pixels are analysed downscaled (a 700 px box: 47 ms -> 4 ms).
+#: Crops above this many pixels are analysed downscaled (a 700 px box: 47 ms of k-means -> about 5 ms in all).
 MAX_PIXELS = 1 << 14
 
 

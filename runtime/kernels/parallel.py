@@ -6,10 +6,11 @@ default is one: the serial compilations run and no parallel region ever
 does, so OpenMP creates no worker team and a worker process that forks stays
 fork-safe (Numba still loads its threading layer, with the code that holds
 the parallel loops); this is a first-class setting, not a slow path. Measured on two shared cores, the
-parallel kernels (mixture evaluation, n-links, beta) run 1.1-1.7x faster
-alone on two threads, but MBO as a whole does not: its push-relabel max-flow
-is serial and takes 60-80 % of the time (``python -m pslg.benchmarks.kernels
---threads N`` measures it on the target).
+parallel kernels (mixture evaluation, n-links, beta) ran 1.1-1.7x faster
+alone on two threads with spinning workers and no faster with passive ones
+under that load, and MBO as a whole gained nothing: its push-relabel
+max-flow is serial and takes 60-80 % of its time (``python -m
+pslg.benchmarks.kernels --threads N`` measures it on the target).
 
 A kernel that profits from threads has two compilations of one source
 (``variants``): the serial one, and a ``parallel=True`` one whose ``prange``
