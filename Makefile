@@ -45,7 +45,10 @@ $(DEMO_MODELS)/.complete: | $(VENV)/.installed-export
 
 demo: $(VENV)/.installed-export $(DEMO_MODELS)/.complete
 	$(PSLG) warmup
+	@echo "== The whole chain on $(DEMO_IMAGE): with random weights it exercises every stage; its masks mean nothing"
 	$(PSLG) run $(DEMO_IMAGE) --models $(DEMO_MODELS) --text "$(DEMO_TEXT)" --mode full --mode classical --out $(DEMO_OUT)
+	$(if $(filter data/marina.png,$(DEMO_IMAGE)),@echo "== Meaningful without checkpoints: the classical mode (box + CFPG point + MBO; no model weights) on the box of the lone sailing yacht by the pier (data/marina.xml) -> $(DEMO_OUT)/classical-boat/")
+	$(if $(filter data/marina.png,$(DEMO_IMAGE)),$(PSLG) run $(DEMO_IMAGE) --models $(DEMO_MODELS) --box 1237$(comma)756$(comma)1346$(comma)808 --text "the lone sailing yacht by the pier" --mode classical --out $(DEMO_OUT)/classical-boat)
 
 test: $(VENV)/.installed-export+dev+geo+ray
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -12,6 +12,11 @@ centroid of the most convex region above an area threshold
   threshold; the point is the largest region's pixel farthest from its border;
 * ``"no_region"``: the foreground cluster is empty (a uniform crop); the
   point is the box centre.
+
+A crop above ``max_pixels`` (default ``MAX_PIXELS``) is analysed downscaled:
+the point only has to fall inside the most convex region, and a
+128 x 128 crop is enough to find one; the point stays inside its
+region at that scale.
 """
 import time
 from dataclasses import dataclass, field
@@ -20,13 +25,15 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .errors import ParameterError
 from .geometry import fit_scale, pixel_window
 from .image import to_rgb8
 from .prompts import check_box
+from .kernels import checks
 from .kernels.kmeans import kmeans
 
 FALLBACKS = ("centroid_outside_region", "no_region_above_area", "no_region")
+#: Crops above this many pixels are analysed downscaled (a 700 px box: 47 ms of k-means -> about 5 ms in all).
+MAX_PIXELS = 1 << 14
 
 
 @dataclass
@@ -94,18 +101,22 @@ def _innermost(ys, xs):
 
 
 def foreground_point(image, box, seed=0, *, area_fraction=0.05, peak_fraction=0.5,
-                     kmeans_iterations=10, max_pixels=1_000_000):
+                     kmeans_iterations=10, max_pixels=MAX_PIXELS):
     """CFPG point for ``box`` (x1, y1, x2, y2) in an RGB uint8 ``image``; returns a ``CfpgResult``.
 
-    ``area_fraction``: regions below this share of the crop do not qualify;
-    ``peak_fraction``: watershed markers are distance-transform peaks above
-    this share of its maximum; crops above ``max_pixels`` are analysed
-    downscaled. The same ``seed`` gives the same point.
+    ``seed``: any integer, the k-means++ seed (same seed, same point);
+    ``area_fraction`` in [0, 1]: regions below this share of the crop do not
+    qualify; ``peak_fraction`` in (0, 1): watershed markers are
+    distance-transform peaks above this share of its maximum;
+    ``kmeans_iterations`` >= 1 Lloyd steps; crops above ``max_pixels`` (>= 1)
+    are analysed downscaled.
     """
-    if not (0 <= area_fraction <= 1 and 0 < peak_fraction < 1):
-        raise ParameterError(f"need 0 <= area_fraction <= 1 and 0 < peak_fraction < 1, "
-                             f"got {area_fraction}, {peak_fraction}")
     tick = time.perf_counter()
+    seed = checks.seed("seed", seed)
+    area_fraction = checks.real("area_fraction", area_fraction, 0.0, 1.0)
+    peak_fraction = checks.real("peak_fraction", peak_fraction, 0.0, 1.0, open_low=True, open_high=True)
+    kmeans_iterations = checks.count("kmeans_iterations", kmeans_iterations, 1, 1000)
+    max_pixels = checks.count("max_pixels", max_pixels, 1)
     image = to_rgb8(image)
     height, width = image.shape[:2]
     warnings = []

@@ -1,40 +1,47 @@
-"""Numba kernels: k-means, colour Gaussian mixtures, grid max-flow.
+"""Numba kernels: k-means, colour Gaussian mixtures, max-flow, GrabCut on a band.
 
 Compiled code is cached on disk (``cache=True``: next to the sources, or
 under ``NUMBA_CACHE_DIR`` / the user cache when that folder is read-only).
-``warmup()`` compiles every kernel ahead of the first real call, or loads it
-from that cache, with the argument types the runtime uses.
+``warmup()`` compiles every kernel the runtime calls ahead of the first real
+call, or loads it from that cache, with the argument types the runtime uses;
+the parallel compilations come with the serial calls that hold them, so
+warming up runs no parallel region. ``set_threads(n)`` / ``threads()``: the
+thread count (default 1, see ``kernels.parallel``).
 """
 import time
 
 import numpy as np
 
-from . import gmm, kmeans, maxflow
+from . import gmm, grabcut, kmeans
+from .maxflow import graph_view, new_graph
+from .parallel import max_threads, set_threads, threads
+
+__all__ = ["max_threads", "set_threads", "threads", "warmup"]
 
 
 def warmup():
-    """Compile or load every kernel on tiny inputs; return the seconds it took."""
+    """Compile or load every kernel the runtime calls, on tiny inputs; return the seconds it took."""
     start = time.perf_counter()
     rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
-    pixels = image.reshape(16, 3)
+    image = rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)
+    pixels = image.reshape(36, 3)
     kmeans.kmeans(pixels, 2)
-    kmeans.lloyd(pixels, kmeans.kmeans_pp(pixels, 2, 2, rng.random(3)), 2, 0.0)
-
-    planes = gmm.to_planes(pixels)
-    mix = gmm.empty_mixtures(2, 2)
-    cls = (np.arange(16) % 2).astype(np.int8)
-    gmm.fit(planes, cls, cls.copy(), mix)
-    nll, best = np.empty((16, 2)), np.zeros((16, 2), np.int8)
-    gmm.evaluate(planes, mix, np.full(16, -1, np.int8), nll, best)
-
-    weights = np.empty((8, 4, 4))
-    maxflow.contrast_weights(image, 50.0, weights)
-    source, sink = np.zeros((4, 4)), np.zeros((4, 4))
-    source[0, 0] = sink[3, 3] = 1e3
-    graph = maxflow.GridMaxflow(4, 4, 8)
-    graph.set_edges(weights)
-    graph.solve(source + nll[:, 0].reshape(4, 4), sink + nll[:, 1].reshape(4, 4))
-    graph.solve(source + 1.0, sink, reuse=True)
-    graph.source_side()
+    trimap = np.full((6, 6), 2, np.uint8)
+    trimap[0], trimap[-1], trimap[2:4, 2:4] = 0, 0, 1
+    flat = trimap.reshape(-1)
+    nodes, kept_bg, kept_fg = grabcut.layout_size(flat, 1 << 14)
+    rows = nodes + kept_bg + kept_fg
+    band = grabcut.band_view(grabcut.band_buffers(36, nodes, rows), 36, nodes, rows)
+    graph = graph_view(new_graph(nodes, 8), nodes)
+    grabcut.layout(pixels, flat, 1 << 14, band)
+    mix = gmm.empty_mixtures(2, 5)
+    beta = grabcut.beta(image, 1, False)
+    grabcut.band_links(image, trimap, band, beta, 50.0, graph, False)
+    grabcut.init_mixtures(band, mix, 0, False)
+    grabcut.refit(band, mix, False)
+    grabcut.terminals(band)
+    grabcut.cut(band, graph, False)
+    grabcut.cut(band, graph, True)
+    grabcut.relabel(band)
+    grabcut.write_labels(band, flat)
     return time.perf_counter() - start

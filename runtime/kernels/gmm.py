@@ -9,11 +9,15 @@ follow OpenCV's GrabCut: ``w_k |S_k|^-1/2 exp(-m^2 / 2)`` without the
 Guards: an empty component gets weight 0 and is never chosen; a covariance
 with determinant <= 1e-6 gets 0.01 added to its diagonal (OpenCV's fix),
 repeated with ten times more until it is regular (a uniform colour).
+``evaluate`` has a parallel compilation, ``evaluate_parallel`` (see
+``kernels.parallel``), with the same results.
 """
 from collections import namedtuple
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
+
+from .parallel import variants
 
 Mixtures = namedtuple("Mixtures", "weights means covs precs logdets")
 
@@ -56,11 +60,13 @@ def _invert3(a, det, out):
 
 
 @njit(cache=True)
-def fit(planes, mixture, component, mix):
+def fit(planes, mixture, component, weight, mix):
     """Learn every mixture from hard assignments, in place.
 
     ``planes (3, n)`` float64 colour planes; ``mixture (n,)`` says which mixture a pixel trains (a
-    negative value: none), ``component (n,)`` which of its components. A
+    negative value: none), ``component (n,)`` which of its components,
+    ``weight (n,)`` how many pixels it stands for (1 everywhere: OpenCV's
+    fit; a sample of a class: that class's pixels per sampled pixel). A
     mixture that gets no pixel keeps its previous parameters.
     """
     weights, means, covs, precs, logdets = mix
@@ -73,17 +79,19 @@ def fit(planes, mixture, component, mix):
         if c < 0:
             continue
         k = component[i]
+        wt = weight[i]
         p0, p1, p2 = planes[0, i], planes[1, i], planes[2, i]
-        counts[c, k] += 1.0
-        sums[c, k, 0] += p0
-        sums[c, k, 1] += p1
-        sums[c, k, 2] += p2
-        prods[c, k, 0, 0] += p0 * p0
-        prods[c, k, 0, 1] += p0 * p1
-        prods[c, k, 0, 2] += p0 * p2
-        prods[c, k, 1, 1] += p1 * p1
-        prods[c, k, 1, 2] += p1 * p2
-        prods[c, k, 2, 2] += p2 * p2
+        w0, w1, w2 = wt * p0, wt * p1, wt * p2
+        counts[c, k] += wt
+        sums[c, k, 0] += w0
+        sums[c, k, 1] += w1
+        sums[c, k, 2] += w2
+        prods[c, k, 0, 0] += w0 * p0
+        prods[c, k, 0, 1] += w0 * p1
+        prods[c, k, 0, 2] += w0 * p2
+        prods[c, k, 1, 1] += w1 * p1
+        prods[c, k, 1, 2] += w1 * p2
+        prods[c, k, 2, 2] += w2 * p2
     for c in range(c_count):
         total = counts[c].sum()
         if total == 0:
@@ -113,10 +121,12 @@ def fit(planes, mixture, component, mix):
 
 
 @njit(cache=True)
-def _component_logs(planes, start, stop, mix, out):
-    """``out[c, k, i - start] = -(m^2 + log|S_ck|) / 2`` for samples start..stop (vectorises)."""
-    _, means, _, precs, logdets = mix
+def _component_logs(planes, start, stop, means, precs, logdets, need, out):
+    """``out[c, k, i - start] = -(m^2 + log|S_ck|) / 2`` for samples start..stop and the mixtures ``need``
+    marks (vectorises)."""
     for c in range(means.shape[0]):
+        if not need[c]:
+            continue
         for k in range(means.shape[1]):
             mu = means[c, k]
             q = precs[c, k]
@@ -132,8 +142,11 @@ def _component_logs(planes, start, stop, mix, out):
                 row[i - start] = -0.5 * m - half_logdet
 
 
-@njit(cache=True)
-def evaluate(planes, mix, only, nll, best):
+_CHUNK = 256     # pixels whose component logs are computed together (vectorised)
+_BLOCK = 4096    # pixels per parallel task
+
+
+def _evaluate(planes, mix, only, nll, best):
     """Per pixel and mixture: negative log-likelihood and most likely component.
 
     ``planes (3, n)`` float64 colour planes. ``nll (n, C)`` gets
@@ -141,49 +154,69 @@ def evaluate(planes, mix, only, nll, best):
     (n, C)`` the component with the highest density without its weight,
     GrabCut's rule for the next hard assignment. ``only (n,)``: a mixture
     index asks for that mixture's ``best`` alone (GrabCut's sure pixels;
-    everything else is left as it is), a negative value for all.
+    everything else is left as it is), a negative value for all. Mixtures
+    no pixel of a run of ``_CHUNK`` asks for are skipped there, so pixels
+    grouped by ``only`` cost least.
     """
-    weights = mix[0]
+    weights, means, _, precs, logdets = mix     # arrays only into the prange body (see kernels.grabcut)
     c_count, k_count = weights.shape
     logw = np.full((c_count, k_count), -np.inf)
     for c in range(c_count):
         for k in range(k_count):
             if weights[c, k] > 0:
                 logw[c, k] = np.log(weights[c, k])
-    chunk = 256
-    logs = np.empty((c_count, k_count, chunk))
-    top = np.empty(chunk)
-    arg = np.empty(chunk, np.int64)
     n = planes.shape[1]
-    for start in range(0, n, chunk):
-        stop = min(n, start + chunk)
-        m = stop - start
-        _component_logs(planes, start, stop, mix, logs)
-        for c in range(c_count):
-            top[:] = -np.inf
-            arg[:] = 0
-            for k in range(k_count):
-                if logw[c, k] == -np.inf:
-                    continue
-                row = logs[c, k]
-                for r in range(m):
-                    better = row[r] > top[r]
-                    top[r] = row[r] if better else top[r]
-                    arg[r] = k if better else arg[r]
-            for r in range(m):
-                if only[start + r] < 0 or only[start + r] == c:
-                    best[start + r, c] = arg[r]
-        for r in range(m):
-            i = start + r
-            if only[i] >= 0:
+    for block in prange((n + _BLOCK - 1) // _BLOCK):
+        logs = np.empty((c_count, k_count, _CHUNK))
+        top = np.empty(_CHUNK)
+        arg = np.empty(_CHUNK, np.int64)
+        need = np.empty(c_count, np.bool_)
+        for start in range(block * _BLOCK, min(n, (block + 1) * _BLOCK), _CHUNK):
+            _evaluate_chunk(planes, means, precs, logdets, logw, only, nll, best, start, min(n, start + _CHUNK), logs,
+                            top, arg, need)
+
+
+@njit(cache=True)
+def _evaluate_chunk(planes, means, precs, logdets, logw, only, nll, best, start, stop, logs, top, arg, need):
+    c_count, k_count = logw.shape
+    m = stop - start
+    need[:] = False
+    for i in range(start, stop):
+        if only[i] < 0:
+            need[:] = True
+            break
+        need[only[i]] = True
+    _component_logs(planes, start, stop, means, precs, logdets, need, logs)
+    for c in range(c_count):
+        if not need[c]:
+            continue
+        top[:] = -np.inf
+        arg[:] = 0
+        for k in range(k_count):
+            if logw[c, k] == -np.inf:
                 continue
-            for c in range(c_count):
-                top_w = -np.inf
-                for k in range(k_count):
-                    top_w = max(top_w, logs[c, k, r] + logw[c, k])
-                s = 0.0
-                for k in range(k_count):
-                    t = logs[c, k, r] + logw[c, k] - top_w
-                    if t > _NEGLIGIBLE:
-                        s += np.exp(t)
-                nll[i, c] = -(top_w + np.log(s))
+            row = logs[c, k]
+            for r in range(m):
+                better = row[r] > top[r]
+                top[r] = row[r] if better else top[r]
+                arg[r] = k if better else arg[r]
+        for r in range(m):
+            if only[start + r] < 0 or only[start + r] == c:
+                best[start + r, c] = arg[r]
+    for r in range(m):
+        i = start + r
+        if only[i] >= 0:
+            continue
+        for c in range(c_count):
+            top_w = -np.inf
+            for k in range(k_count):
+                top_w = max(top_w, logs[c, k, r] + logw[c, k])
+            s = 0.0
+            for k in range(k_count):
+                t = logs[c, k, r] + logw[c, k] - top_w
+                if t > _NEGLIGIBLE:
+                    s += np.exp(t)
+            nll[i, c] = -(top_w + np.log(s))
+
+
+evaluate, evaluate_parallel = variants(_evaluate)

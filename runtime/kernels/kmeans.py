@@ -11,9 +11,10 @@ import math
 import numpy as np
 from numba import njit
 
-from ..errors import ParameterError
+from . import checks
 
 
+@njit(cache=True)
 def n_local_trials(k):
     """Candidates tried per new centre (scikit-learn's greedy k-means++ rule)."""
     return 2 + int(math.log(k)) if k > 1 else 1
@@ -59,6 +60,8 @@ def _sqdist_to(xt, centre, out):
 @njit(cache=True)
 def _nearest(xt, centres, labels, best, tmp):
     """Label each sample with its nearest centre (lowest index on ties); return the inertia."""
+    if xt.shape[0] == 3:
+        return _nearest3(xt, centres, labels, best)
     best[:] = np.inf
     for j in range(centres.shape[0]):
         _sqdist_to(xt, centres[j], tmp)
@@ -69,20 +72,34 @@ def _nearest(xt, centres, labels, best, tmp):
     return best.sum()
 
 
-@njit(cache=True, fastmath=True)
-def _centre_sums(xt, labels, sums, counts):
-    """Per cluster: member count and coordinate sums (masked reductions, so they vectorise)."""
-    for j in range(sums.shape[0]):
-        c = 0
+@njit(cache=True)
+def _nearest3(xt, centres, labels, best):
+    """``_nearest`` for colours: one fused pass per centre (the same sums in the same order)."""
+    x0, x1, x2 = xt[0], xt[1], xt[2]
+    best[:] = np.inf
+    for j in range(centres.shape[0]):
+        c0, c1, c2 = centres[j, 0], centres[j, 1], centres[j, 2]
         for i in range(xt.shape[1]):
-            c += labels[i] == j
-        counts[j] = c
+            v0 = x0[i] - c0
+            v1 = x1[i] - c1
+            v2 = x2[i] - c2
+            d = ((0.0 + v0 * v0) + v1 * v1) + v2 * v2
+            closer = d < best[i]
+            best[i] = d if closer else best[i]
+            labels[i] = j if closer else labels[i]
+    return best.sum()
+
+
+@njit(cache=True)
+def _centre_sums(xt, labels, sums, counts):
+    """Per cluster: member count and coordinate sums, in one pass (each cluster sums in sample order)."""
+    sums[:] = 0.0
+    counts[:] = 0
+    for i in range(xt.shape[1]):
+        j = labels[i]
+        counts[j] += 1
         for t in range(xt.shape[0]):
-            row = xt[t]
-            acc = 0.0
-            for i in range(xt.shape[1]):
-                acc += row[i] if labels[i] == j else 0.0
-            sums[j, t] = acc
+            sums[j, t] += xt[t, i]
 
 
 @njit(cache=True)
@@ -176,8 +193,9 @@ def lloyd(x, centres, max_iter, tol):
 
 
 @njit(cache=True)
-def _kmeans(x, k, trials, seed, max_iter, tol):
-    xt = _transpose(x)
+def kmeans_planes(xt, k, seed, max_iter, tol):
+    """``kmeans`` on the columns of (d, n) float64 planes (``k`` already <= n); the same result."""
+    trials = n_local_trials(k)
     centres = _seed(xt, k, trials, uniforms(seed, 1 + (k - 1) * trials))
     labels, it, inertia = _lloyd(xt, centres, max_iter, tol)
     return centres, labels, it, inertia
@@ -186,10 +204,13 @@ def _kmeans(x, k, trials, seed, max_iter, tol):
 def kmeans(x, k, seed=0, max_iter=10, tol=0.0):
     """k-means++ then Lloyd on the rows of ``x``; returns (centres, labels, iterations, inertia).
 
-    ``k`` is lowered to the number of rows when there are fewer. Same seed,
-    same result.
+    ``x``: (n, d) real array, n, d >= 1, finite. ``k`` >= 1 is lowered to the
+    number of rows when there are fewer; ``seed`` any integer; ``max_iter``
+    >= 0 Lloyd steps; ``tol`` >= 0. Same seed, same result.
     """
-    if x.ndim != 2 or x.shape[0] == 0:
-        raise ParameterError(f"k-means needs an (n, d) array with n >= 1, got shape {x.shape}")
-    k = max(1, min(int(k), x.shape[0]))
-    return _kmeans(x, k, n_local_trials(k), int(seed) % 2**63, max_iter, tol)
+    x = checks.samples("x", x)
+    k = checks.count("k", k, 1)
+    seed = checks.seed("seed", seed) % 2**63
+    max_iter = checks.count("max_iter", max_iter, 0)
+    tol = checks.real("tol", tol, 0.0)
+    return kmeans_planes(_transpose(x), min(k, x.shape[0]), seed, max_iter, tol)

@@ -1,24 +1,12 @@
-"""CFPG: the point on real tree crowns and boats, each fallback, bad input."""
-from pathlib import Path
-
+"""CFPG: the point on real tree crowns and boats, each fallback, large boxes analysed downscaled, bad input."""
 import cv2
 import numpy as np
 import pytest
 
-from pslg.benchmarks.kernels import MARINA_BOATS, voc_boxes
-from pslg.runtime.cfpg import FALLBACKS, foreground_point
-from pslg.runtime.errors import BoxError, ImageError, ParameterError
+from pslg.runtime.cfpg import FALLBACKS, MAX_PIXELS, foreground_point
+from pslg.runtime.errors import BoxError, ImageError
 from pslg.runtime.image import load_image
-
-DATA = Path(__file__).resolve().parents[2] / "data"
-
-
-def real_cases():
-    cases = [(load_image(DATA / "marina.png"), box) for box in MARINA_BOATS]
-    for name in ("osbs_029", "soap_061"):
-        image = load_image(DATA / f"{name}.png")
-        cases += [(image, box) for box in voc_boxes(DATA / f"{name}.xml")[:12]]
-    return cases
+from tests.kernel_cases import DATA, big_case, boxes, real_cases
 
 
 def crop_xy(result):
@@ -33,7 +21,7 @@ def inside_box(point, box):
 
 def test_point_lies_in_its_region_on_real_objects():
     seen = set()
-    for image, box in real_cases():
+    for _, image, box in real_cases(crowns=12):
         result = foreground_point(image, box)
         assert inside_box(result.point, result.box)
         assert result.fallback is None or result.fallback in FALLBACKS
@@ -50,7 +38,7 @@ def test_point_lies_in_its_region_on_real_objects():
 
 def test_deterministic_for_a_seed():
     image = load_image(DATA / "osbs_029.png")
-    for box in voc_boxes(DATA / "osbs_029.xml")[:5]:
+    for box in boxes("osbs_029")[:5]:
         a, b = foreground_point(image, box, seed=4), foreground_point(image, box, seed=4)
         assert a.point == b.point
         np.testing.assert_array_equal(a.regions, b.regions)
@@ -58,7 +46,7 @@ def test_deterministic_for_a_seed():
 
 def test_boat_point_is_on_the_bright_hull():
     image = load_image(DATA / "marina.png")
-    for box in MARINA_BOATS:
+    for box in boxes("marina"):
         result = foreground_point(image, box)
         x, y = int(result.point[0]), int(result.point[1])
         assert result.centres[result.foreground].mean() > 100          # the white boat, not the water
@@ -101,9 +89,31 @@ def test_fallback_no_region_on_a_uniform_crop():
     assert result.point == (25.0, 15.0)
 
 
-def test_every_documented_fallback_is_tested():
-    tested = {"centroid_outside_region", "no_region_above_area", "no_region"}
-    assert tested == set(FALLBACKS)
+@pytest.mark.parametrize("size", [200, 400, 700])
+def test_large_boxes_are_analysed_on_a_small_crop(size):
+    """Above MAX_PIXELS the crop is downscaled: the point stays in its region there (and in the
+    upscaled region at image resolution), inside the box, and the same for a seed."""
+    image, box, _ = big_case(size)
+    result = foreground_point(image, box, seed=3)
+    assert result.scale < 1 and result.regions.size <= MAX_PIXELS
+    assert inside_box(result.point, result.box)
+    if result.chosen:
+        cx, cy = crop_xy(result)
+        assert result.regions[cy, cx] == result.chosen
+        region = cv2.resize((result.regions == result.chosen).astype(np.uint8),
+                            (result.window[2] - result.window[0], result.window[3] - result.window[1]),
+                            interpolation=cv2.INTER_NEAREST)
+        assert region[int(result.point[1]) - result.window[1], int(result.point[0]) - result.window[0]]
+    again = foreground_point(image, box, seed=3)
+    assert again.point == result.point
+    np.testing.assert_array_equal(again.regions, result.regions)
+
+
+def test_small_boxes_are_analysed_at_full_resolution():
+    for _, image, box in real_cases(crowns=3):
+        result = foreground_point(image, box)
+        assert result.scale == 1.0 and result.regions.shape == (result.window[3] - result.window[1],
+                                                                result.window[2] - result.window[0])
 
 
 def test_box_clipping_and_bad_boxes():
@@ -116,8 +126,6 @@ def test_box_clipping_and_bad_boxes():
     for bad in [(10, 10, 10, 20), (10, 10, 20, 10), (30, 10, 20, 20), (500, 500, 600, 600), (0, 0, np.nan, 4), (1, 2)]:
         with pytest.raises(BoxError):
             foreground_point(image, bad)
-    with pytest.raises(ParameterError):
-        foreground_point(image, (0, 0, 50, 50), area_fraction=2.0)
     with pytest.raises(ImageError):
         foreground_point(image.astype(np.float32), (0, 0, 50, 50))
 

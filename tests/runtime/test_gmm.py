@@ -13,9 +13,9 @@ def sample(seed, n=900):
     return pixels, mixture, component
 
 
-def fitted(pixels, mixture, component, n_components=3):
+def fitted(pixels, mixture, component, n_components=3, weight=None):
     mix = gmm.empty_mixtures(2, n_components)
-    gmm.fit(gmm.to_planes(pixels), mixture, component, mix)
+    gmm.fit(gmm.to_planes(pixels), mixture, component, np.ones(len(pixels)) if weight is None else weight, mix)
     return mix
 
 
@@ -105,7 +105,29 @@ def test_mixture_without_pixels_keeps_its_parameters():
     pixels, mixture, component = sample(4)
     mix = fitted(pixels, mixture, component)
     before = [a.copy() for a in mix]
-    gmm.fit(gmm.to_planes(pixels), np.zeros(len(pixels), np.int8), component, mix)  # mixture 1 gets nothing
+    gmm.fit(gmm.to_planes(pixels), np.zeros(len(pixels), np.int8), component, np.ones(len(pixels)), mix)  # 1: none
     for a, b in zip(mix, before):
         np.testing.assert_array_equal(a[1], b[1])
     assert not np.array_equal(mix.means[0], before[1][0])
+
+
+def test_weights_stand_for_repeated_pixels():
+    """A pixel of weight 3 fits like three copies of it (how a sampled sure class stands for all of it)."""
+    pixels, mixture, component = sample(5, n=300)
+    weight = np.where(np.arange(300) % 2 == 0, 3.0, 1.0)
+    repeat = np.repeat(np.arange(300), weight.astype(int))
+    a = fitted(pixels, mixture, component, weight=weight)
+    b = fitted(pixels[repeat], mixture[repeat], component[repeat])
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x, y, rtol=1e-10, atol=1e-12)
+
+
+def test_parallel_evaluation_is_the_same():
+    pixels, mixture, component = sample(6, n=20000)
+    mix = fitted(pixels, mixture, component)
+    only = np.where(np.arange(20000) % 3 == 0, -1, mixture).astype(np.int8)
+    out = [(np.zeros((20000, 2)), np.zeros((20000, 2), np.int8)) for _ in range(2)]
+    gmm.evaluate(gmm.to_planes(pixels), mix, only, *out[0])
+    gmm.evaluate_parallel(gmm.to_planes(pixels), mix, only, *out[1])
+    np.testing.assert_array_equal(out[0][0], out[1][0])
+    np.testing.assert_array_equal(out[0][1], out[1][1])

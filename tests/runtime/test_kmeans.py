@@ -1,14 +1,10 @@
 """k-means kernel: Lloyd against scikit-learn, k-means++ against a pure-Python reference."""
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from pslg.runtime.errors import ParameterError
 from pslg.runtime.image import load_image
 from pslg.runtime.kernels.kmeans import kmeans, kmeans_pp, lloyd, n_local_trials, uniforms
-
-DATA = Path(__file__).resolve().parents[2] / "data"
+from tests.kernel_cases import DATA
 
 
 def blobs(seed, n=600, k=4, d=3):
@@ -113,5 +109,12 @@ def test_degenerate_inputs():
     assert inertia == 0 and (labels == 0).all() and np.all(centres == 7)
     centres, labels, _, _ = kmeans(np.array([[1, 2, 3]], np.uint8), 5)
     assert centres.shape == (1, 3) and labels.tolist() == [0]
-    with pytest.raises(ParameterError):
-        kmeans(np.zeros((0, 3)), 2)
+
+
+def test_colour_fast_path_equals_the_general_one():
+    """d = 3 takes a fused distance loop; a fourth, constant coordinate takes the general one: same labels."""
+    x = blobs(8, n=900)
+    padded = np.concatenate([x, np.zeros((len(x), 1))], axis=1)
+    a, b = kmeans(x, 5, seed=2), kmeans(padded, 5, seed=2)
+    np.testing.assert_array_equal(a[1], b[1])
+    np.testing.assert_allclose(a[0], b[0][:, :3], rtol=1e-12)
