@@ -13,7 +13,6 @@ import argparse
 import json
 import sys
 import tempfile
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from pslg import data
@@ -22,23 +21,16 @@ from pslg.runtime.batch.batch import run_batch
 from pslg.runtime.batch.worker import WorkerConfig
 from pslg.runtime.files import write_text
 
+from .kernels import read_boxes
 from .timing import table
 
 IMAGES = ("osbs_029", "soap_061")
 
 
-def crown_boxes(name, min_side=16):
-    """The people-drawn crown boxes of a shipped forest image (Pascal VOC), at least ``min_side`` px a side."""
-    root = ET.parse(data.path(f"{name}.xml")).getroot()
-    boxes = [[float(o.find("bndbox").find(t).text) for t in ("xmin", "ymin", "xmax", "ymax")]
-             for o in root.iter("object")]
-    return [b for b in boxes if min(b[2] - b[0], b[3] - b[1]) >= min_side]
-
-
 def write_jobs(path, jobs_per_image, mode):
     lines = []
     for name in IMAGES:
-        boxes = crown_boxes(name)
+        boxes = read_boxes(data.path(f"{name}.xml"), min_side=16)
         for i in range(jobs_per_image):
             lines.append(json.dumps({"id": f"{name}-{i}", "image": str(data.path(f"{name}.png")),
                                      "box": boxes[i % len(boxes)], "mode": mode}))
@@ -50,7 +42,7 @@ def measure(models, jobs, work, configs, runner):
     """``{label: summary}`` for each (label, engine, workers, options) configuration, in order."""
     results = {}
     for label, engine, workers, options in configs:
-        config = WorkerConfig(str(models), str(work / label.replace(" ", "-")), runner)
+        config = WorkerConfig(str(models), str(work / label.replace(" ", "-")), runner, kernel_threads=1)
         summary = run_batch(jobs, config, engine, workers, chunk=8, progress=False, **options)
         if summary.failed:
             raise SystemExit(f"{label}: {summary.failed} jobs failed: {summary.failures[0]['error']}")
@@ -81,7 +73,7 @@ def main(argv=None):
     local, one, many = (results[c[0]]["jobs_per_s"] for c in configs)
     report = {"jobs": count, "mode": args.mode, "workers": args.workers, "runs": results,
               "ray_overhead_vs_local": local / one - 1.0, f"ray_{args.workers}_vs_ray_1": many / one}
-    print(f"{count} jobs, mode {args.mode}, each worker on 1 ONNX Runtime thread")
+    print(f"{count} jobs, mode {args.mode}, each worker on 1 ONNX Runtime and 1 kernel thread")
     print(table([[label, r["jobs_per_s"], r["seconds"]] for label, r in results.items()],
                 ["engine, workers", "jobs/s", "seconds"]))
     print(f"Ray overhead vs local (1 worker): {100 * report['ray_overhead_vs_local']:.1f} %; "

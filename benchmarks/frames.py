@@ -25,7 +25,8 @@ def main(mode, config):
     from pslg.runtime.pipeline import Pipeline
     t1 = time.perf_counter()
     image = load_image(config["image"])
-    with Pipeline.open(config["models"], RunnerOptions(**config["runner"])) as pipeline:
+    with Pipeline.open(config["models"], RunnerOptions(**config["runner"]),
+                       kernel_threads=config["kernel_threads"]) as pipeline:
         t2 = time.perf_counter()
         if mode == "cold":
             pipeline.set_image(image)

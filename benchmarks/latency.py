@@ -11,7 +11,7 @@ from dataclasses import asdict
 
 from pslg import data
 from pslg.runtime import modelset
-from pslg.runtime.commands.options import add_models, add_runner, runner_options
+from pslg.runtime.commands.options import add_kernel_threads, add_models, add_runner, runner_options
 from pslg.runtime.errors import BackendRuntimeError, ParameterError
 from pslg.runtime.files import output_file, write_text
 from pslg.runtime.image import load_image
@@ -35,6 +35,7 @@ def add_arguments(parser):
     parser.add_argument("--warmup", type=int, default=2, help="untimed frames first")
     add_runner(parser)
     add_runner(parser, prefix="compare-", default=None)
+    add_kernel_threads(parser)
     parser.add_argument("--no-cold-start", action="store_true", help="skip the fresh-process cold-start measurement")
     parser.add_argument("--json", help="write the results here")
 
@@ -94,7 +95,7 @@ def run(args):
               "runs": {}}
     for options in targets:
         config = {"models": args.models, "image": args.image, "runner": asdict(options), "query": query_kwargs(args),
-                  "runs": args.runs, "warmup": args.warmup}
+                  "runs": args.runs, "warmup": args.warmup, "kernel_threads": args.kernel_threads}
         name = f"{options.backend}@{options.device}"
         report["runs"][name if name not in report["runs"] else f"{name} (again)"] = measure(config,
                                                                                           not args.no_cold_start)

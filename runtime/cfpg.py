@@ -25,10 +25,11 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from .errors import BoxError
 from .geometry import fit_scale, pixel_window
 from .image import to_rgb8
 from .prompts import check_box
-from .kernels import checks
+from . import checks
 from .kernels.kmeans import kmeans
 
 FALLBACKS = ("centroid_outside_region", "no_region_above_area", "no_region")
@@ -100,8 +101,26 @@ def _innermost(ys, xs):
     return ix - 1 + x0 + 0.5, iy - 1 + y0 + 0.5
 
 
+def _crop_valid(valid, shape, window, size):
+    """The crop's data mask at the crop's size (w, h), or None when every pixel has data."""
+    if valid is None:
+        return None
+    if not isinstance(valid, np.ndarray) or valid.shape != shape or not (
+            valid.dtype == bool or np.issubdtype(valid.dtype, np.integer)):
+        checks.fail("valid", f"a bool array of the image's shape {shape} or None", valid)
+    x0, y0, x1, y1 = window
+    data = (valid[y0:y1, x0:x1] != 0).view(np.uint8)
+    if data.shape[::-1] != size:
+        data = cv2.resize(data, size, interpolation=cv2.INTER_NEAREST)
+    if data.all():
+        return None
+    if not data.any():
+        raise BoxError("the box covers only pixels without data (nodata)")
+    return data.astype(bool)
+
+
 def foreground_point(image, box, seed=0, *, area_fraction=0.05, peak_fraction=0.5,
-                     kmeans_iterations=10, max_pixels=MAX_PIXELS):
+                     kmeans_iterations=10, max_pixels=MAX_PIXELS, valid=None):
     """CFPG point for ``box`` (x1, y1, x2, y2) in an RGB uint8 ``image``; returns a ``CfpgResult``.
 
     ``seed``: any integer, the k-means++ seed (same seed, same point);
@@ -109,7 +128,9 @@ def foreground_point(image, box, seed=0, *, area_fraction=0.05, peak_fraction=0.
     qualify; ``peak_fraction`` in (0, 1): watershed markers are
     distance-transform peaks above this share of its maximum;
     ``kmeans_iterations`` >= 1 Lloyd steps; crops above ``max_pixels`` (>= 1)
-    are analysed downscaled.
+    are analysed downscaled. ``valid``: H x W bool, False where the image has
+    no data (a raster's nodata): those pixels are clustered with nothing,
+    labelled -1, and no region holds them.
     """
     tick = time.perf_counter()
     seed = checks.seed("seed", seed)
@@ -129,11 +150,18 @@ def foreground_point(image, box, seed=0, *, area_fraction=0.05, peak_fraction=0.
                           interpolation=cv2.INTER_AREA)
     crop = np.ascontiguousarray(crop)
     h, w = crop.shape[:2]
-    centres, labels, _, _ = kmeans(crop.reshape(-1, 3), 2, seed=seed, max_iter=kmeans_iterations)
-    labels = labels.reshape(h, w)
+    data = _crop_valid(valid, image.shape[:2], window, (w, h))
+    if data is None:
+        centres, labels, _, _ = kmeans(crop.reshape(-1, 3), 2, seed=seed, max_iter=kmeans_iterations)
+        labels = labels.reshape(h, w)
+    else:
+        crop = np.where(data[..., None], crop, 0).astype(np.uint8)  # nodata colours shape no watershed either
+        labels = np.full((h, w), -1, np.int32)
+        centres, labels[data], _, _ = kmeans(np.ascontiguousarray(crop[data]), 2, seed=seed,
+                                             max_iter=kmeans_iterations)
     border = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
-    touches = np.bincount(border, minlength=2)
-    sizes = np.bincount(labels.ravel(), minlength=2)
+    touches = np.bincount(border[border >= 0], minlength=2)
+    sizes = np.bincount(labels[labels >= 0], minlength=2)
     foreground = int(min((0, 1), key=lambda c: (touches[c], sizes[c])))
     fg = (labels == foreground).astype(np.uint8)
     t_cluster = time.perf_counter()

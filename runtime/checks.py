@@ -1,69 +1,117 @@
-"""Argument checks at the entry of public functions: each failure is a ParameterError naming the argument.
+"""Argument checks at the entry of public functions (kernels, stages, the pipeline, engines).
 
-``bool`` is not accepted where a number is asked for (``True`` is an int
-in Python, never a count, a seed or a size here).
+Each returns the value in the type the kernels want, or raises a
+``ParameterError`` that names the argument and what it got. Bools are not
+numbers here (``True`` is no iteration count), numpy scalars are.
 """
+import math
 import numbers
 
 import numpy as np
 
 from .errors import ParameterError
 
+#: Largest graph or sample the kernels accept (about 250 bytes a node: 16 GB).
+MAX_NODES = 1 << 26
 
-def integer(value, name, low=None, high=None):
-    """``value`` as an int in ``[low, high]`` (either bound may be None)."""
+
+def fail(name, need, value):
+    shown = f"an array of shape {value.shape} and dtype {value.dtype}" if isinstance(value, np.ndarray) else repr(value)
+    raise ParameterError(f"{name} must be {need}, got {shown}")
+
+
+def _bounds(low, high):
+    if high is None:
+        return f">= {low}"
+    return f"in [{low}, {high}]"
+
+
+def count(name, value, low=0, high=None):
+    """An integer (not a bool) in ``[low, high]``, as int."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise ParameterError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+        fail(name, f"an integer {_bounds(low, high)}", value)
     value = int(value)
-    if (low is not None and value < low) or (high is not None and value > high):
-        bounds = f">= {low}" if high is None else f"<= {high}" if low is None else f"in {low}..{high}"
-        raise ParameterError(f"{name} must be {bounds}, got {value}")
+    if value < low or (high is not None and value > high):
+        fail(name, f"an integer {_bounds(low, high)}", value)
     return value
 
 
-def real(value, name, low=None, high=None, low_open=False):
-    """``value`` as a finite float in ``[low, high]`` (``low_open``: ``value > low``)."""
+def seed(name, value):
+    """A seed: any integer (not a bool), as int."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        fail(name, "an integer", value)
+    return int(value)
+
+
+def real(name, value, low=-math.inf, high=math.inf, *, open_low=False, open_high=False):
+    """A finite real number (int or float, not a bool) between ``low`` and ``high``, as float."""
+    lo, hi = "(" if open_low else "[", ")" if open_high else "]"
+    need = f"a finite number in {lo}{low}, {high}{hi}"
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ParameterError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+        fail(name, need, value)
     try:
-        value = float(value)
+        v = float(value)
     except OverflowError:
-        raise ParameterError(f"{name} is too large for a float: {value!r}") from None
-    if not np.isfinite(value):
-        raise ParameterError(f"{name} must be finite, got {value}")
-    below = low is not None and (value <= low if low_open else value < low)
-    if below or (high is not None and value > high):
-        bounds = [f"{'>' if low_open else '>='} {low}"] if low is not None else []
-        bounds += [f"<= {high}"] if high is not None else []
-        raise ParameterError(f"{name} must be {' and '.join(bounds)}, got {value}")
-    return value
+        fail(name, need, value)
+    if not math.isfinite(v) or v < low or v > high or (open_low and v == low) or (open_high and v == high):
+        fail(name, need, value)
+    return v
 
 
-def flag(value, name):
-    """``value`` as a bool; only True/False (and numpy bools) are flags."""
+def flag(name, value):
+    """A bool (or numpy bool), as bool."""
     if not isinstance(value, (bool, np.bool_)):
-        raise ParameterError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+        fail(name, "True or False", value)
     return bool(value)
 
 
-def seed(value, name="seed"):
-    """A k-means seed: an integer 0 <= seed < 2**63."""
-    return integer(value, name, 0, 2 ** 63 - 1)
-
-
-def choice(value, name, options):
-    if not isinstance(value, str) or value not in options:
-        raise ParameterError(f"{name} must be one of {', '.join(options)}, got {value!r}")
+def choice(name, value, options):
+    """One of ``options`` (compared with ==, types must match: 8.0 is not 8)."""
+    if not any(type(value) is type(o) and value == o for o in options):
+        fail(name, "one of " + ", ".join(repr(o) for o in options), value)
     return value
 
 
-def mask_buffer(out, shape, name="out"):
-    """A caller-owned H x W bool or uint8 buffer, viewed as bool; it must be writable and C-contiguous."""
-    if not isinstance(out, np.ndarray):
-        raise ParameterError(f"{name} must be a numpy array, got {type(out).__name__}")
-    if out.shape != tuple(shape) or out.dtype not in (np.bool_, np.uint8) or not out.flags.c_contiguous:
-        raise ParameterError(f"{name} must be a C-contiguous bool or uint8 array of shape {tuple(shape)}, "
-                             f"got {out.dtype}{list(out.shape)}")
-    if not out.flags.writeable:
-        raise ParameterError(f"{name} is read-only: pass a writable array")
-    return out.view(bool)
+def instance(name, value, cls, allow_none=True):
+    """``value`` itself when it is a ``cls`` (or None where allowed)."""
+    if (value is None and not allow_none) or (value is not None and not isinstance(value, cls)):
+        fail(name, f"a {cls.__name__}{' or None' if allow_none else ''}", value)
+    return value
+
+
+def capacities(name, values, shape, low=0.0):
+    """A real array of ``shape``, finite and >= ``low``, as C-contiguous float64."""
+    if not isinstance(values, np.ndarray) or values.dtype == np.bool_ or not (
+            np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.floating)):
+        fail(name, f"a real numpy array of shape {shape}", values)
+    if values.shape != tuple(shape):
+        fail(name, f"an array of shape {tuple(shape)}", values)
+    values = np.ascontiguousarray(values, np.float64)
+    if values.size and not (values.min() >= low and values.max() < np.inf):
+        fail(name, "finite" + (f" and >= {low}" if low > -np.inf else ""), values)
+    return values
+
+
+def samples(name, values):
+    """An (n, d) real array with n >= 1, d >= 1 and finite values (uint8 pixels or floats)."""
+    need = "an (n, d) real numpy array with n, d >= 1 and finite values"
+    if not isinstance(values, np.ndarray) or values.ndim != 2 or values.size == 0 or values.dtype == np.bool_ \
+            or not (np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.floating)):
+        fail(name, need, values)
+    if len(values) > MAX_NODES:
+        fail(name, f"at most {MAX_NODES} rows", values)
+    if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
+        fail(name, need, values)
+    return values
+
+
+def out_array(name, out, shape, dtypes):
+    """A caller's output buffer: a writable C-contiguous array of ``shape`` and one of ``dtypes``;
+    None: a new one of ``dtypes[0]``."""
+    if out is None:
+        return np.empty(shape, dtypes[0])
+    if not isinstance(out, np.ndarray) or out.shape != tuple(shape) or out.dtype not in dtypes \
+            or not out.flags.writeable or not out.flags.c_contiguous:
+        fail(name, f"a writable C-contiguous {' or '.join(np.dtype(d).name for d in dtypes)} array of shape "
+                   f"{tuple(shape)}", out)
+    return out

@@ -41,7 +41,8 @@ from .errors import ParameterError, PointError
 from .geometry import pixel_window
 from .image import to_rgb8
 from .prompts import check_box, check_point
-from .kernels import checks, gmm
+from . import checks
+from .kernels import gmm
 from .kernels import grabcut as kernel
 from .kernels.maxflow import graph_view, new_graph
 from .kernels.parallel import launch
@@ -304,6 +305,11 @@ def _lap(timings, phase, tick):
     return now
 
 
+def _free(trimap):
+    """The probable (undecided) pixels of a trimap."""
+    return (trimap == GC_PR_BGD) | (trimap == GC_PR_FGD)
+
+
 def _solve(crop, trimap, args, max_nodes, min_growth=0.0):
     """GrabCut on ``trimap`` in place; a band above ``max_nodes`` pixels coarse to fine.
 
@@ -316,7 +322,7 @@ def _solve(crop, trimap, args, max_nodes, min_growth=0.0):
     part, which is checked at the coarsest level (the finer ones are then
     skipped and ``trimap`` is left as it was).
     """
-    if int(np.count_nonzero(trimap >= GC_PR_BGD)) <= max_nodes or min(trimap.shape) < 8:
+    if int(np.count_nonzero(_free(trimap))) <= max_nodes or min(trimap.shape) < 8:
         run = _grabcut(crop, trimap, *args)
         collapsed = np.count_nonzero(trimap & 1) < min_growth * np.count_nonzero(trimap == GC_FGD)
         return run, 1.0, bool(collapsed)
@@ -329,7 +335,7 @@ def _solve(crop, trimap, args, max_nodes, min_growth=0.0):
         return first, scale / 2, collapsed
     up = cv2.resize((coarse & 1) * 255, (w, h), interpolation=cv2.INTER_LINEAR) >= 128
     fine = trimap_from_mask(up, FINE_BAND)
-    sure = trimap < GC_PR_BGD
+    sure = ~_free(trimap)
     fine[sure] = trimap[sure]
     run = _grabcut(crop, fine, *args)
     trimap[:] = fine
@@ -337,19 +343,19 @@ def _solve(crop, trimap, args, max_nodes, min_growth=0.0):
     return run, scale / 2, False
 
 
-def _check_mask(mask, shape):
+def _check_mask(mask, shape, name="mask"):
     if not isinstance(mask, np.ndarray):
-        checks.fail("mask", f"a numpy array of shape {shape} or None", mask)
+        checks.fail(name, f"a numpy array of shape {shape} or None", mask)
     if mask.shape != shape:
-        raise ParameterError(f"mask must have the image's shape {shape}, got {mask.shape}")
+        raise ParameterError(f"{name} must have the image's shape {shape}, got {mask.shape}")
     if mask.dtype != bool and not np.issubdtype(mask.dtype, np.integer):
-        raise ParameterError(f"mask must be bool or integer (non-zero = foreground), got {mask.dtype}")
+        raise ParameterError(f"{name} must be bool or integer (non-zero = True), got {mask.dtype}")
     return mask
 
 
 def refine(image, mask, box, *, point=None, classical_start="core", iterations=5, gamma=50.0, band=None, tol=0.001,
            margin_fraction=0.1, min_margin=16, seed_radius=None, seed=0, max_band_nodes=None,
-           reuse_flow=True, out=None, workspace=None):
+           reuse_flow=True, out=None, workspace=None, valid=None):
     """Refine ``mask`` (H x W, non-zero = foreground, or None) inside ``box`` with GrabCut.
 
     ``mask=None`` is the classical mode: outside the box is sure background,
@@ -364,7 +370,9 @@ def refine(image, mask, box, *, point=None, classical_start="core", iterations=5
     ``CLASSICAL_BAND_NODES``) is solved coarse to fine. ``out``: a
     caller-owned (H, W) bool or uint8 array to write the mask into (it may be
     ``mask`` itself). ``workspace``: a :class:`Workspace` kept between calls.
-    Returns an ``MboResult``.
+    ``valid``: H x W bool, False where the image has no data (a raster's
+    nodata): those pixels end as background and no colour model learns from
+    them. Returns an ``MboResult``.
     """
     timer = time.perf_counter()
     image = to_rgb8(image)
@@ -386,6 +394,8 @@ def refine(image, mask, box, *, point=None, classical_start="core", iterations=5
     workspace = checks.instance("workspace", workspace, Workspace) or Workspace()
     checks.choice("classical_start", classical_start, CLASSICAL_STARTS)
     out = checks.out_array("out", out, (height, width), (np.bool_, np.uint8))
+    if valid is not None:
+        valid = _check_mask(valid, (height, width), "valid")
     if point is not None:
         point = check_point(point, image.shape)
         if mask is None and not (box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]):
@@ -410,10 +420,16 @@ def refine(image, mask, box, *, point=None, classical_start="core", iterations=5
         radius = seed_radius if seed_radius is not None else max(2, round(0.05 * side))
         make = trimap_from_core if start == "core" else trimap_from_box
         trimap = make(crop.shape[:2], local_box, local_point, radius)
+    nodata = None if valid is None else valid[y0:y1, x0:x1] == 0
+    if nodata is not None:  # no data: background, no colour model, and a fixed colour for the contrast terms
+        trimap[nodata] = kernel.NODATA
+        crop = np.where(nodata[..., None], np.uint8(0), crop)
     prepare_ms = (time.perf_counter() - timer) * 1e3
     run, scale, collapsed = _solve(crop, trimap, args, max_band_nodes, COLLAPSED if start == "core" else 0.0)
     if collapsed and run.skipped is None:
         trimap = trimap_from_ellipse(crop.shape[:2], local_box)
+        if nodata is not None:
+            trimap[nodata] = kernel.NODATA
         run, scale, _ = _solve(crop, trimap, args, max_band_nodes)
         start = "ellipse"
         warnings.append("classical: GrabCut kept little beyond its seed; redone from the box's inscribed ellipse")

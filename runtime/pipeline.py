@@ -91,15 +91,17 @@ class Pipeline:
     """Chains the stages of a model set. Open it with :meth:`open`; close it (or use ``with``)."""
 
     def __init__(self, models: modelsets.ModelSet, runner: Optional[RunnerOptions] = None, text_cache: int = 32,
-                 warmup: bool = True, max_image_pixels: int = MAX_IMAGE_PIXELS):
+                 warmup: bool = True, max_image_pixels: int = MAX_IMAGE_PIXELS, kernel_threads: Optional[int] = None):
         if not isinstance(models, modelsets.ModelSet):
             raise ParameterError(f"models must be an opened ModelSet (use Pipeline.open(folder)), got "
                                  f"{type(models).__name__}")
         if runner is not None and not isinstance(runner, RunnerOptions):
             raise ParameterError(f"runner must be a RunnerOptions, got {type(runner).__name__}")
-        checks.integer(text_cache, "text_cache", 0)
-        checks.flag(warmup, "warmup")
-        self.max_image_pixels = checks.integer(max_image_pixels, "max_image_pixels", 1)
+        checks.count("text_cache", text_cache, 0)
+        checks.flag("warmup", warmup)
+        self.max_image_pixels = checks.count("max_image_pixels", max_image_pixels, 1)
+        if kernel_threads is not None:
+            kernels.set_threads(kernel_threads)
         self.models = models
         self.runner_options = runner or RunnerOptions()
         self._lock = threading.RLock()
@@ -128,7 +130,8 @@ class Pipeline:
 
     @classmethod
     def open(cls, models_dir, runner: Optional[RunnerOptions] = None, *, text_cache: int = 32, warmup: bool = True,
-             verify: bool = True, max_image_pixels: int = MAX_IMAGE_PIXELS) -> "Pipeline":
+             verify: bool = True, max_image_pixels: int = MAX_IMAGE_PIXELS,
+             kernel_threads: Optional[int] = None) -> "Pipeline":
         """Open a model set and load every graph and kernel; refuses an incomplete or mismatched set.
 
         ``runner``: where the graphs run (:class:`~pslg.runtime.backends.RunnerOptions`:
@@ -139,9 +142,13 @@ class Pipeline:
         against the manifest. ``max_image_pixels``: larger images are refused
         (ImageError) rather than filling memory; the pipeline's buffers follow
         the current image's size and are released when it shrinks.
+        ``kernel_threads``: threads of the Numba kernels (CFPG, MBO) for the
+        whole process (``kernels.set_threads``; default: as set, 1 unless
+        changed).
         """
-        checks.flag(verify, "verify")
-        return cls(modelsets.open(models_dir, verify=verify), runner, text_cache, warmup, max_image_pixels)
+        checks.flag("verify", verify)
+        return cls(modelsets.open(models_dir, verify=verify), runner, text_cache, warmup, max_image_pixels,
+                   kernel_threads)
 
     def _open(self, graph):
         runner = backends.open_runner(self.models.graph(graph), self.runner_options, self.models.engine(graph))
@@ -296,14 +303,14 @@ class Pipeline:
         (default: this thread's current image); ``result.image`` names it.
         """
         with self._state():
-            checks.choice(mode, "mode", MODES)
-            checks.flag(multimask, "multimask")
-            checks.seed(seed)
+            checks.choice("mode", mode, MODES)
+            checks.flag("multimask", multimask)
+            checks.seed("seed", seed)
             if text is None and box is None:
                 raise ParameterError("segment needs text='...' or box=(x1, y1, x2, y2)")
             slot, key = self._resolve(image)
             shape = slot.pixels.shape[:2]
-            mask = np.empty(shape, bool) if out is None else checks.mask_buffer(out, shape)
+            mask = checks.out_array("out", out, shape, (np.bool_, np.uint8)).view(bool)
             user_box = None if box is None else check_box(box, shape)
             user_point = None if point is None else check_point(point, shape)
             return self._segment(slot, key, text, user_box, user_point, mode, mask, multimask, seed)
@@ -324,7 +331,7 @@ class Pipeline:
             point_xy, point_source = point, "user"
         elif mode != "box":
             t0 = time.perf_counter()
-            cfpg = foreground_point(image, box, seed=seed)
+            cfpg = foreground_point(image, box, seed=seed, valid=valid)
             timings["cfpg"] = _ms(t0)
             point_xy, point_source = np.asarray(cfpg.point, np.float64), "cfpg"
             warnings += cfpg.warnings
@@ -336,7 +343,7 @@ class Pipeline:
         if mode in ("full", "classical"):
             t0 = time.perf_counter()
             mbo = refine(image, self._sam_mask if mode == "full" else None, box, point=point_xy, seed=seed,
-                         out=mask, workspace=self._mbo_workspace)
+                         out=mask, workspace=self._mbo_workspace, valid=valid)
             timings["mbo"] = _ms(t0)
             warnings += mbo.warnings
         if valid is not None:

@@ -133,8 +133,8 @@ def ray_cluster():
 @pytest.fixture(scope="session")
 def osbs_tif(data_dir):
     """The shipped GeoTIFF (EPSG:32617, 0.1 m; the pixels of osbs_029.png) and its 61 crown boxes (pixels)."""
-    from tests.geo_support import voc_boxes
-    return data_dir / "osbs_029.tif", voc_boxes(data_dir / "osbs_029.xml")
+    from tests.kernel_cases import boxes
+    return data_dir / "osbs_029.tif", np.array(boxes("osbs_029", smallest=0))
 
 
 @pytest.fixture(scope="session")

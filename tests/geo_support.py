@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import cv2
@@ -15,13 +14,6 @@ import numpy as np
 UTM17 = "EPSG:32617"
 #: the upper-left corner of osbs_029.tif (EPSG:32617, 0.1 m pixels)
 OSBS_ORIGIN = (404211.9, 3285142.9)
-
-
-def voc_boxes(xml_path):
-    """Pascal VOC boxes (xmin, ymin, xmax, ymax) of a shipped annotation file, as a float array [N, 4]."""
-    root = ET.parse(xml_path).getroot()
-    return np.array([[float(o.find("bndbox").find(k).text) for k in ("xmin", "ymin", "xmax", "ymax")]
-                     for o in root.iter("object")])
 
 
 def read_rgb(path):

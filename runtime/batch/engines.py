@@ -7,7 +7,7 @@ its in-flight task re-run, so the death costs only that task's unfinished jobs.
 """
 import logging
 
-from ..checks import integer, real
+from .. import checks
 from ..errors import BackendRuntimeError, ParameterError
 from ..extras import require
 from .worker import Worker
@@ -28,7 +28,7 @@ class LocalEngine:
     name = "local"
 
     def __init__(self, config, workers=1):
-        if integer(workers, "workers", 1) != 1:
+        if checks.count("workers", workers, 1) != 1:
             raise ParameterError("the local engine runs one worker in this process; use --engine ray for more")
         self.workers = 1
         self.worker = Worker(config)
@@ -48,9 +48,9 @@ class RayEngine:
 
     def __init__(self, config, workers=1, address=None, cpus_per_worker=1.0, gpus_per_worker=0.0):
         self.ray = ray = require("ray", "ray", "pslg batch --engine ray")
-        self.workers = integer(workers, "workers", 1)
-        cpus = real(cpus_per_worker, "cpus_per_worker", 0.0, low_open=True)
-        gpus = real(gpus_per_worker, "gpus_per_worker", 0.0)
+        self.workers = checks.count("workers", workers, 1)
+        cpus = checks.real("cpus_per_worker", cpus_per_worker, 0.0, open_low=True)
+        gpus = checks.real("gpus_per_worker", gpus_per_worker, 0.0)
         self._started = not ray.is_initialized()
         if self._started:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)

@@ -13,6 +13,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 from ..backends import RunnerOptions
 from ..errors import PathError, PslgError
@@ -33,6 +34,7 @@ class WorkerConfig:
     runner: RunnerOptions = field(default_factory=RunnerOptions)
     mode: str = "full"
     overlay: bool = False
+    kernel_threads: Optional[int] = None
     warmup: bool = True
 
 
@@ -51,7 +53,8 @@ class Worker:
         from ..pipeline import Pipeline
         self.config = config
         self.out = Path(config.out)
-        self.pipeline = Pipeline.open(config.models, config.runner, warmup=config.warmup)
+        self.pipeline = Pipeline.open(config.models, config.runner, warmup=config.warmup,
+                                      kernel_threads=config.kernel_threads)
         self.summary = self.pipeline.models.summary()
         self._path = self._source = self._segmenter = None
         self.where = f"{socket.gethostname()}:{os.getpid()}"

@@ -2,10 +2,10 @@
 import json
 
 from ..backends.base import BACKENDS
-from ..checks import integer
+from .. import checks
 from ..errors import JobsFailed, ParameterError
 from ..pipeline import MODES
-from .options import add_models, add_runner, runner_options
+from .options import add_kernel_threads, add_models, add_runner, runner_options
 
 
 def add_arguments(parser):
@@ -29,6 +29,7 @@ def add_arguments(parser):
                                                                     "as failed")
     parser.add_argument("--json", help="also write the summary here")
     add_runner(parser, backends=BACKENDS)
+    add_kernel_threads(parser)
 
 
 def run(args):
@@ -37,9 +38,9 @@ def run(args):
     from ..files import output_file, write_text
     if args.engine == "local" and (args.address or args.workers != 1):
         raise ParameterError("--workers and --address are for --engine ray (local runs one worker in this process)")
-    integer(args.chunk, "--chunk", 1)
+    checks.count("--chunk", args.chunk, 1)
     summary_path = output_file(args.json) if args.json else None
-    config = WorkerConfig(args.models, args.out, runner_options(args), args.mode, args.overlay)
+    config = WorkerConfig(args.models, args.out, runner_options(args), args.mode, args.overlay, args.kernel_threads)
     options = {} if args.engine == "local" else {"address": args.address, "cpus_per_worker": args.cpus_per_worker,
                                                  "gpus_per_worker": args.gpus_per_worker}
     summary = run_batch(args.jobs, config, args.engine, args.workers, args.chunk, args.retry_failed, **options)

@@ -57,3 +57,10 @@ def raster_arguments(args):
         from ..geo.crs import parse_crs
         parse_crs(crs)
     return bands, crs
+
+
+def add_kernel_threads(parser):
+    """``--kernel-threads N``: threads of the Numba kernels (CFPG, MBO)."""
+    parser.add_argument("--kernel-threads", type=int, metavar="N",
+                        help="threads of the CFPG/MBO kernels (default 1: on few cores the serial max-flow gains "
+                             "nothing from more; try the core count on a Jetson)")

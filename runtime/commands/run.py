@@ -11,7 +11,7 @@ from ..image import save_rgb
 from ..outputs import write_query
 from ..pipeline import MODES, Pipeline
 from ..prompts import parse_numbers
-from .options import add_models, add_raster, add_runner, raster_arguments, runner_options
+from .options import add_kernel_threads, add_models, add_raster, add_runner, raster_arguments, runner_options
 
 #: stage order of the timing table
 STAGES = ("read", "letterbox", "tokenise", "text_encoder", "grounding", "sam_encoder", "sam_decoder", "cfpg", "mbo",
@@ -32,6 +32,7 @@ def add_arguments(parser):
                         help="skip the warm-up run at open (the first query then pays lazy start-up)")
     add_raster(parser)
     add_runner(parser)
+    add_kernel_threads(parser)
 
 
 def slug(text):
@@ -59,7 +60,8 @@ def run(args):
         raise ParameterError("give --text PHRASE (or --box x1,y1,x2,y2)")
     out = output_dir(args.out)
     with open_source(args.image, bands) as source, \
-            Pipeline.open(args.models, runner_options(args), warmup=not args.no_warmup) as pipeline:
+            Pipeline.open(args.models, runner_options(args), warmup=not args.no_warmup,
+                          kernel_threads=args.kernel_threads) as pipeline:
         segmenter = Segmenter(pipeline, source)
         models = pipeline.models.summary()
         report = {"image": str(args.image), "models": models, "warnings": pipeline.warnings + list(source.warnings),

@@ -13,7 +13,7 @@ from ..image import save_rgb
 from ..outputs import write_query
 from ..pipeline import Pipeline
 from ..prompts import parse_numbers
-from .options import add_models, add_raster, add_runner, raster_arguments, runner_options
+from .options import add_kernel_threads, add_models, add_raster, add_runner, raster_arguments, runner_options
 
 
 def add_arguments(parser):
@@ -31,6 +31,7 @@ def add_arguments(parser):
                         help="let SAM predict three masks and keep the best-scored one")
     add_raster(parser)
     add_runner(parser)
+    add_kernel_threads(parser)
 
 
 def run(args):
@@ -44,7 +45,8 @@ def run(args):
         from ..geo.boxes import read_boxes
         jobs = read_boxes(args.boxes, args.box_crs)
     out = output_dir(args.out)
-    with open_source(args.image, bands) as source, Pipeline.open(args.models, runner_options(args)) as pipeline:
+    with open_source(args.image, bands) as source, \
+            Pipeline.open(args.models, runner_options(args), kernel_threads=args.kernel_threads) as pipeline:
         segmenter = Segmenter(pipeline, source)
         summary = pipeline.models.summary()
         if jobs is None:

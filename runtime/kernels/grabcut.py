@@ -1,7 +1,8 @@
 """GrabCut on the undecided band of a trimap (Numba), the steps ``mbo.grabcut`` runs.
 
 Trimap codes are OpenCV's: 0 sure background, 1 sure foreground, 2 / 3
-probable background / foreground. Only probable pixels are free: with
+probable background / foreground, plus 4 (``NODATA``): no data, background
+that no colour model learns from (a raster's nodata). Only probable pixels are free: with
 lambda = 9 gamma above any pixel's summed n-links (6.83 gamma), OpenCV's
 graph fixes every sure pixel to its side, so a graph of the band alone has
 the same minimum cut. ``layout`` indexes a window once:
@@ -33,6 +34,8 @@ from .kmeans import kmeans_planes
 from .maxflow import DIRECTIONS, solve, source_side
 from .parallel import variants
 
+#: trimap code of a pixel without data: sure background, in no colour model
+NODATA = 4
 _DY = np.array([d[0] for d in DIRECTIONS[8]], np.int64)
 _DX = np.array([d[1] for d in DIRECTIONS[8]], np.int64)
 _HASH = np.uint64(2654435761)    # Knuth's multiplicative hash: spreads consecutive pixels over [0, 2^32)
@@ -77,9 +80,9 @@ def layout_size(trimap, sample):
     counts = np.zeros(2, np.int64)
     nodes = 0
     for i in range(trimap.shape[0]):
-        if trimap[i] >= 2:
+        if trimap[i] == 2 or trimap[i] == 3:
             nodes += 1
-        else:
+        elif trimap[i] < 2:
             counts[trimap[i]] += 1
     thresholds = (_threshold(counts[0], sample), _threshold(counts[1], sample))
     kept = np.zeros(2, np.int64)
@@ -101,7 +104,7 @@ def layout(pixels, trimap, sample, b):
     for i in range(trimap.shape[0]):
         if trimap[i] < 2:
             counts[trimap[i]] += 1
-        else:
+        elif trimap[i] < NODATA:
             n_nodes += 1
     thresholds = (_threshold(counts[0], sample), _threshold(counts[1], sample))
     kept = np.zeros(2, np.int64)
@@ -110,6 +113,8 @@ def layout(pixels, trimap, sample, b):
     for i in range(trimap.shape[0]):
         t = trimap[i]
         b.index[i] = -1
+        if t == NODATA:
+            continue
         if t >= 2:
             b.index[i] = node
             b.nodes[node] = i

@@ -11,7 +11,7 @@ import math
 import numpy as np
 from numba import njit
 
-from . import checks
+from .. import checks
 
 
 @njit(cache=True)

@@ -29,7 +29,7 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
-from . import checks
+from .. import checks
 
 #: (dy, dx) of each arc direction; the reverse of ``k`` is ``(k + K/2) % K``.
 DIRECTIONS = {

@@ -36,7 +36,7 @@ import types
 import numba
 from numba import njit
 
-from . import checks
+from .. import checks
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _state = {"threads": 1, "layer": None}

@@ -15,12 +15,13 @@ from pslg.runtime.batch.store import RESULTS, ResultsFile
 from pslg.runtime.batch.worker import WorkerConfig
 from pslg.runtime.cli import main
 from pslg.runtime.errors import BoxError, ImageError, JobsFailed, JobsFileError, MissingDependency
-from tests.geo_support import OSBS_ORIGIN, UTM17, voc_boxes
+from tests.geo_support import OSBS_ORIGIN, UTM17
+from tests.kernel_cases import boxes
 from tests.runner_options import CPU
 
 
 def crowns(data_dir, name, count):
-    return [b for b in voc_boxes(data_dir / f"{name}.xml").tolist() if min(b[2] - b[0], b[3] - b[1]) >= 20][:count]
+    return [list(b) for b in boxes(name)][:count]
 
 
 def write_jobs(path, data_dir, per_image=6, mode="classical", bad=True):

@@ -7,7 +7,7 @@ from pslg.runtime import mbo
 from pslg.runtime.cfpg import foreground_point
 from pslg.runtime.errors import BoxError, ParameterError
 from pslg.runtime.image import load_image
-from tests.kernel_cases import (DATA, big_case, ellipse_prior, in_threads, iou, opencv_masks, real_cases,
+from tests.kernel_cases import (DATA, big_case, boxes, ellipse_prior, in_threads, iou, opencv_masks, real_cases,
                                 save_overlays, window_problem)
 
 
@@ -253,3 +253,32 @@ def test_a_workspace_shared_by_two_threads():
     in_threads(work)
     assert all(np.array_equal(a, b) for a, b in zip(expected, got))
     assert workspace.size == (0, 0, 0)          # the main thread's buffers: the workers had their own
+
+
+@pytest.mark.parametrize("prior", ["sam", "classical"])
+def test_nodata_is_background_and_teaches_no_colour_model(prior):
+    """Two images that differ only where there is no data give the same mask, and it holds no nodata pixel."""
+    image = load_image(DATA / "osbs_029.png")
+    box = boxes("osbs_029")[0]
+    x0, y0, x1, y1 = mbo.window_for(box, image.shape)
+    valid = np.ones(image.shape[:2], bool)
+    valid[y0:y1, x0:(x0 + x1) // 2] = False            # the left half of the window has no data
+    other = image.copy()
+    other[~valid] = np.random.default_rng(0).integers(0, 256, (int((~valid).sum()), 3))
+    mask = ellipse_prior(image.shape, box) if prior == "sam" else None
+    a = mbo.refine(image, mask, box, point=None, valid=valid).mask
+    b = mbo.refine(other, mask, box, point=None, valid=valid).mask
+    np.testing.assert_array_equal(a, b)
+    assert not a[~valid].any() and a.any()
+
+
+def test_cfpg_ignores_pixels_without_data():
+    image = load_image(DATA / "osbs_029.png")
+    box = boxes("osbs_029")[1]
+    valid = np.ones(image.shape[:2], bool)
+    valid[:, : int((box[0] + box[2]) / 2)] = False
+    other = image.copy()
+    other[~valid] = 255
+    a, b = (foreground_point(im, box, valid=valid) for im in (image, other))
+    assert a.point == b.point and valid[int(a.point[1]), int(a.point[0])]
+    assert (a.labels[:, : a.labels.shape[1] // 2] == -1).any() and a.regions[a.labels == -1].max(initial=0) == 0
