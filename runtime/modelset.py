@@ -273,10 +273,14 @@ class ModelSet:
 
     @property
     def warnings(self):
-        """Warnings every result of this set carries (random weights)."""
-        if not self.random_weights:
+        """The set's warnings (random weights of any component)."""
+        return self.warnings_for(self.components)
+
+    def warnings_for(self, used) -> list:
+        """The warnings of a result made with the components ``used`` (names): random weights among them."""
+        names = ", ".join(n for n in used if n in self.components and self.components[n].provenance.random_weights)
+        if not names:
             return []
-        names = ", ".join(n for n, c in self.components.items() if c.provenance.random_weights)
         return [f"model set {self.path} holds RANDOM weights ({names}): outputs are meaningless; "
                 f"use it for tests and latency only"]
 

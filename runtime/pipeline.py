@@ -317,7 +317,8 @@ class Pipeline:
 
     def _segment(self, slot, key, text, box, point, mode, mask, multimask, seed):
         t_start = time.perf_counter()
-        image, valid, warnings, timings = slot.pixels, slot.valid, self.warnings, {}
+        used = ({"sam"} if mode in SAM_MODES else set()) | ({"lqvg"} if box is None else set())
+        image, valid, warnings, timings = slot.pixels, slot.valid, self.models.warnings_for(sorted(used)), {}
         grounding = None
         if box is None:
             grounding = self._locate(text, slot, key, timings)

@@ -62,6 +62,8 @@ def test_modes(pipeline, image):
     assert bp.point_source == "cfpg" and bp.mbo is None
     classical = pipeline.segment(box=BOX, mode="classical")
     assert classical.sam_score is None and classical.mbo.start == "box" and classical.mask.any()
+    # classical on a given box uses no learned weights: no random-weights warning; SAM modes carry it
+    assert not any("RANDOM" in w for w in classical.warnings) and any("RANDOM" in w for w in bp.warnings)
     user = pipeline.segment(box=BOX, point=(190, 205), mode="box+point")
     assert user.point_source == "user" and list(user.point) == [190, 205]
     with pytest.raises(ParameterError):
