@@ -14,13 +14,13 @@ RANDOM_TITLE = "RANDOM WEIGHTS - not a real result"
 
 
 def write_query(folder, image, result, models=None, overlay_png=True):
-    """Write one query's files into ``folder``; returns the overlay picture (h x w x 3 uint8).
+    """Write one query's files into ``folder``; returns the overlay picture (h x w x 3 uint8), or None.
 
     ``result``: a :class:`~pslg.runtime.results.SegmentResult` with the ``image`` (H x W x 3 uint8) it was
     segmented on, or a :class:`~pslg.runtime.geo.GeoResult` (``image`` None: it carries its view, and
     mask.png then shows that view's pixels; its ``geo`` block in result.json says where they lie).
-    ``models``: the model set's summary, copied into result.json. ``overlay_png``: also write overlay.png
-    (the picture is returned either way).
+    ``models``: the model set's summary, copied into result.json. ``overlay_png``: draw the overlay, write
+    overlay.png and return the picture (False: neither, and None).
     """
     plain = isinstance(result, SegmentResult)
     segment = result if plain else result.result
@@ -28,11 +28,12 @@ def write_query(folder, image, result, models=None, overlay_png=True):
         raise TypeError("write_query needs the image a SegmentResult was segmented on")
     image = image if plain else result.image
     save_rgb(folder / "mask.png", segment.mask.astype(np.uint8) * 255)
-    label = f"{segment.mode}: {segment.phrase}" if segment.phrase else segment.mode
-    random = any("RANDOM" in w for w in segment.warnings)
-    picture = overlay(image, segment.mask, segment.box, segment.point, text=label,
-                      title=RANDOM_TITLE if random else None)
+    picture = None
     if overlay_png:
+        label = f"{segment.mode}: {segment.phrase}" if segment.phrase else segment.mode
+        random = any("RANDOM" in w for w in segment.warnings)
+        picture = overlay(image, segment.mask, segment.box, segment.point, text=label,
+                          title=RANDOM_TITLE if random else None)
         save_rgb(folder / "overlay.png", picture)
     report = dict(result.to_json(), models=models)
     if not plain and result.georef is not None:

@@ -23,6 +23,7 @@ import time
 from contextlib import contextmanager
 from typing import Optional, Union
 
+import cv2
 import numpy as np
 
 from . import backends, checks, kernels
@@ -102,6 +103,7 @@ class Pipeline:
         self.max_image_pixels = checks.count("max_image_pixels", max_image_pixels, 1)
         if kernel_threads is not None:
             kernels.set_threads(kernel_threads)
+            cv2.setNumThreads(kernel_threads)
         self.models = models
         self.runner_options = runner or RunnerOptions()
         self._lock = threading.RLock()
@@ -142,9 +144,11 @@ class Pipeline:
         against the manifest. ``max_image_pixels``: larger images are refused
         (ImageError) rather than filling memory; the pipeline's buffers follow
         the current image's size and are released when it shrinks.
-        ``kernel_threads``: threads of the Numba kernels (CFPG, MBO) for the
-        whole process (``kernels.set_threads``; default: as set, 1 unless
-        changed).
+        ``kernel_threads``: threads of the CPU stages (CFPG, MBO) for the
+        whole process: the Numba kernels' (``kernels.set_threads``; default:
+        as set, 1 unless changed) and OpenCV's (``cv2.setNumThreads``;
+        default: as set, OpenCV's own choice unless changed), so a worker
+        given one CPU uses one.
         """
         checks.flag("verify", verify)
         return cls(modelsets.open(models_dir, verify=verify), runner, text_cache, warmup, max_image_pixels,

@@ -14,6 +14,8 @@ from .worker import Worker
 
 log = logging.getLogger(__name__)
 RESTARTS = 3
+#: tasks queued at each actor: the next one waits there while the driver handles the last answer
+DEPTH = 2
 
 
 def _task_failed(task, error):
@@ -42,7 +44,7 @@ class LocalEngine:
 
 
 class RayEngine:
-    """``workers`` Ray actors, each a :class:`Worker`; tasks go to whichever actor is free."""
+    """``workers`` Ray actors, each a :class:`Worker`; tasks go to the actor with the fewest queued."""
 
     name = "ray"
 
@@ -63,24 +65,30 @@ class RayEngine:
             raise BackendRuntimeError(f"the Ray workers could not open {config.models}: {e}") from None
 
     def run(self, tasks):
+        """Keep ``DEPTH`` tasks queued at each live actor, least loaded first, and yield records as tasks end."""
         ray = self.ray
-        todo, running, idle = list(reversed(tasks)), {}, list(self.actors)
+        todo, running = list(reversed(tasks)), {}
+        queued = dict.fromkeys(range(len(self.actors)), 0)   # live actors: tasks sent and not yet answered
         while todo or running:
-            if not running and not idle:
+            while todo and queued and min(queued.values()) < DEPTH:
+                i = min(queued, key=queued.get)
+                task = todo.pop()
+                running[self.actors[i].run.remote(task)] = (i, task)
+                queued[i] += 1
+            if not running:
                 yield from (_task_failed(t, "no worker is left (all died)") for t in reversed(todo))
                 return
-            while todo and idle:
-                actor, task = idle.pop(), todo.pop()
-                running[actor.run.remote(task)] = (actor, task)
             done, _ = ray.wait(list(running), num_returns=1)
-            actor, task = running.pop(done[0])
+            i, task = running.pop(done[0])
             try:
                 records = ray.get(done[0])
             except ray.exceptions.RayError as e:  # the actor died more often than it may restart
                 log.warning("a worker failed %d times running a task of %s: %s", RESTARTS + 1, task[0].image, e)
+                queued.pop(i, None)
                 yield _task_failed(task, f"its worker failed {RESTARTS + 1} times: {type(e).__name__}")
                 continue
-            idle.append(actor)
+            if i in queued:
+                queued[i] -= 1
             yield records
 
     def close(self):

@@ -60,7 +60,8 @@ def raster_arguments(args):
 
 
 def add_kernel_threads(parser):
-    """``--kernel-threads N``: threads of the Numba kernels (CFPG, MBO)."""
+    """``--kernel-threads N``: threads of the CPU stages (CFPG, MBO: Numba kernels and OpenCV)."""
     parser.add_argument("--kernel-threads", type=int, metavar="N",
-                        help="threads of the CFPG/MBO kernels (default 1: on few cores the serial max-flow gains "
-                             "nothing from more; try the core count on a Jetson)")
+                        help="threads of the CFPG/MBO kernels and their OpenCV calls (default: kernels 1, OpenCV "
+                             "its own; on few cores the serial max-flow gains nothing from more; try the core count "
+                             "on a Jetson)")

@@ -220,3 +220,16 @@ def test_sam_only_set_refuses_text(sam_tiny, image):
         with pytest.raises(ComponentMissing, match="no LQVG"):
             p.segment(text="a tree")
         assert p.segment(box=BOX, mode="classical").mask.any()
+
+
+def test_kernel_threads_set_the_numba_and_opencv_threads_of_the_cpu_stages(sam_tiny):
+    import cv2
+    from pslg.runtime import kernels
+    before = kernels.threads(), cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(2)
+        with Pipeline.open(sam_tiny[0], CPU, kernel_threads=1, warmup=False):
+            assert (kernels.threads(), cv2.getNumThreads()) == (1, 1)
+    finally:
+        kernels.set_threads(before[0])
+        cv2.setNumThreads(before[1])
