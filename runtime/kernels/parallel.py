@@ -9,8 +9,8 @@ the parallel loops); this is a first-class setting, not a slow path. Measured on
 parallel kernels (mixture evaluation, n-links, beta) ran 1.1-1.7x faster
 alone on two threads with spinning workers and no faster with passive ones
 under that load, and MBO as a whole gained nothing: its push-relabel
-max-flow is serial and takes 60-80 % of its time (``python -m
-pslg.benchmarks.kernels --threads N`` measures it on the target).
+max-flow is serial and takes 60-80 % of its time (the project's kernel
+benchmark, run with ``--threads N``, measures it on the target).
 
 A kernel that profits from threads has two compilations of one source
 (``variants``): the serial one, and a ``parallel=True`` one whose ``prange``
