@@ -21,10 +21,9 @@ import logging
 import os
 import sys
 
-from .errors import MissingDependency, PathError, PslgError
+from .errors import INTERNAL_ERROR, MissingDependency, PathError, PslgError
 
 GROUP = "pslg.commands"
-INTERNAL_ERROR = 70
 
 
 def commands():
@@ -94,8 +93,7 @@ def main(argv=None) -> int:
             hint = f"pip install 'pslg-sam[{extras}]'" if extras else "pip install pslg-sam"
             error = MissingDependency(f"'pslg {name}' needs the package '{e.name}', which is not installed: {hint}")
     except OSError as e:
-        where = f"{e.filename}: " if e.filename else ""
-        error = PathError(f"{where}{e.strerror or e}")
+        error = PathError.from_os_error(e)
     except KeyboardInterrupt:
         print(f"pslg {name}: interrupted", file=sys.stderr)
         return 130

@@ -6,6 +6,10 @@ exits with it. Categories are the tens digit; never renumber an existing code.
 """
 
 
+#: exit status and record code of an exception that is not a PslgError (a bug, not bad input)
+INTERNAL_ERROR = 70
+
+
 class PslgError(Exception):
     """Base of every error this project raises on purpose."""
 
@@ -48,6 +52,12 @@ class PathError(InputError):
     """A file or folder given to read or write cannot be (missing, a file where a folder is needed, no permission)."""
 
     code = 16
+
+    @classmethod
+    def from_os_error(cls, e: OSError) -> "PathError":
+        """The PathError of a filesystem failure nothing caught earlier: its file and the system's reason."""
+        where = f"{e.filename}: " if e.filename else ""
+        return cls(f"{where}{e.strerror or e}")
 
 
 # 20-29: the model-set folder

@@ -59,7 +59,7 @@ class RayEngine:
         actor = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=RESTARTS, max_task_retries=RESTARTS)(Worker)
         self.actors = [actor.remote(config) for _ in range(self.workers)]
         try:
-            self.where = ray.get([a.ready.remote() for a in self.actors])
+            ray.get([a.ready.remote() for a in self.actors])
         except ray.exceptions.RayError as e:
             self.close()
             raise BackendRuntimeError(f"the Ray workers could not open {config.models}: {e}") from None

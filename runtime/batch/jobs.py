@@ -9,7 +9,7 @@ file, a box outside its image) fails that job alone, later.
 """
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -21,7 +21,7 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 @dataclass(frozen=True)
 class Job:
-    """One query of a batch; ``folder`` is its output folder name (the id)."""
+    """One query of a batch; its id names its output folder."""
 
     id: str
     image: Path
@@ -30,11 +30,6 @@ class Job:
     point: Optional[Tuple[float, ...]] = None
     mode: Optional[str] = None
     box_crs: Optional[str] = None
-    line: int = field(default=0, compare=False)
-
-    def to_json(self):
-        return {k: (str(v) if k == "image" else list(v) if isinstance(v, tuple) else v)
-                for k, v in ((k, getattr(self, k)) for k in KEYS) if v is not None}
 
 
 def _job(entry, number, where, root):
@@ -65,7 +60,7 @@ def _job(entry, number, where, root):
     return Job(str(job_id), image if image.is_absolute() else root / image, entry.get("text"),
                tuple(entry["box"]) if entry.get("box") is not None else None,
                tuple(entry["point"]) if entry.get("point") is not None else None,
-               entry.get("mode"), entry.get("box_crs"), number)
+               entry.get("mode"), entry.get("box_crs"))
 
 
 def read_jobs(path) -> List[Job]:

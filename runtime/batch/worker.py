@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Optional
 
 from ..backends import RunnerOptions
-from ..errors import PathError, PslgError
+from ..errors import INTERNAL_ERROR, PathError, PslgError
 from ..geo import open_source
 from ..geo.segment import Segmenter
 from ..outputs import write_query
 from . import store
 
-INTERNAL = {"code": 70, "name": "InternalError"}
 
 
 @dataclass(frozen=True)
@@ -39,11 +38,11 @@ class WorkerConfig:
 
 
 def _error(e):
+    if isinstance(e, OSError):
+        e = PathError.from_os_error(e)
     if isinstance(e, PslgError):
         return {"code": e.code, "name": type(e).__name__, "message": e.message}
-    if isinstance(e, OSError):
-        return {"code": PathError.code, "name": "PathError", "message": f"{e.filename or ''}: {e.strerror or e}"}
-    return dict(INTERNAL, message=f"{type(e).__name__}: {e}")
+    return {"code": INTERNAL_ERROR, "name": "InternalError", "message": f"{type(e).__name__}: {e}"}
 
 
 class Worker:
