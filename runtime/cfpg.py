@@ -105,9 +105,7 @@ def _crop_valid(valid, shape, window, size):
     """The crop's data mask at the crop's size (w, h), or None when every pixel has data."""
     if valid is None:
         return None
-    if not isinstance(valid, np.ndarray) or valid.shape != shape or not (
-            valid.dtype == bool or np.issubdtype(valid.dtype, np.integer)):
-        checks.fail("valid", f"a bool array of the image's shape {shape} or None", valid)
+    checks.mask("valid", valid, shape)
     x0, y0, x1, y1 = window
     data = (valid[y0:y1, x0:x1] != 0).view(np.uint8)
     if data.shape[::-1] != size:

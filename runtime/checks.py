@@ -105,6 +105,14 @@ def samples(name, values):
     return values
 
 
+def mask(name, value, shape):
+    """An array of ``shape``, bool or integer (non-zero = True), returned as it is."""
+    if not isinstance(value, np.ndarray) or value.shape != tuple(shape) or not (
+            value.dtype == np.bool_ or np.issubdtype(value.dtype, np.integer)):
+        fail(name, f"a bool or integer array of shape {tuple(shape)} (non-zero = True)", value)
+    return value
+
+
 def out_array(name, out, shape, dtypes):
     """A caller's output buffer: a writable C-contiguous array of ``shape`` and one of ``dtypes``;
     None: a new one of ``dtypes[0]``."""

@@ -208,7 +208,7 @@ class Workspace:
         mine = self._local
         have = getattr(mine, "size", (0, 0, 0))
         if pixels > have[0] or nodes > have[1] or rows > have[2]:
-            size = tuple(max(int(1.25 * need), got) if need > got else got
+            size = tuple(int(1.25 * need) if need > got else got
                          for need, got in zip((pixels, nodes, rows), have))
             mine.band, mine.graph, mine.size = kernel.band_buffers(*size), new_graph(size[1], 8), size
         return kernel.band_view(mine.band, pixels, nodes, rows), graph_view(mine.graph, nodes)
@@ -324,7 +324,7 @@ def _solve(crop, trimap, args, max_nodes, min_growth=0.0):
     """
     if int(np.count_nonzero(_free(trimap))) <= max_nodes or min(trimap.shape) < 8:
         run = _grabcut(crop, trimap, *args)
-        collapsed = np.count_nonzero(trimap & 1) < min_growth * np.count_nonzero(trimap == GC_FGD)
+        collapsed = min_growth > 0 and np.count_nonzero(trimap & 1) < min_growth * np.count_nonzero(trimap == GC_FGD)
         return run, 1.0, bool(collapsed)
     h, w = trimap.shape
     size = ((w + 1) // 2, (h + 1) // 2)
@@ -341,16 +341,6 @@ def _solve(crop, trimap, args, max_nodes, min_growth=0.0):
     trimap[:] = fine
     run.timings_ms["coarse"] = sum(first.timings_ms.values())
     return run, scale / 2, False
-
-
-def _check_mask(mask, shape, name="mask"):
-    if not isinstance(mask, np.ndarray):
-        checks.fail(name, f"a numpy array of shape {shape} or None", mask)
-    if mask.shape != shape:
-        raise ParameterError(f"{name} must have the image's shape {shape}, got {mask.shape}")
-    if mask.dtype != bool and not np.issubdtype(mask.dtype, np.integer):
-        raise ParameterError(f"{name} must be bool or integer (non-zero = True), got {mask.dtype}")
-    return mask
 
 
 def refine(image, mask, box, *, point=None, classical_start="core", iterations=5, gamma=50.0, band=None, tol=0.001,
@@ -395,17 +385,15 @@ def refine(image, mask, box, *, point=None, classical_start="core", iterations=5
     checks.choice("classical_start", classical_start, CLASSICAL_STARTS)
     out = checks.out_array("out", out, (height, width), (np.bool_, np.uint8))
     if valid is not None:
-        valid = _check_mask(valid, (height, width), "valid")
+        valid = checks.mask("valid", valid, (height, width))
     if point is not None:
         point = check_point(point, image.shape)
         if mask is None and not (box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]):
             raise PointError(f"point {point.tolist()} lies outside the box {box}")
     if mask is None:
         out[:] = 0
-    elif mask is not out:
-        np.not_equal(_check_mask(mask, (height, width)), 0, out=out, casting="unsafe")
     else:
-        np.not_equal(_check_mask(mask, (height, width)), 0, out=out)
+        np.not_equal(checks.mask("mask", mask, (height, width)), 0, out=out)
     window = x0, y0, x1, y1 = window_for(box, image.shape, margin_fraction, min_margin)
     crop = np.ascontiguousarray(image[y0:y1, x0:x1])
     local_box = (box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0)
