@@ -158,18 +158,15 @@ def evaluate_on_engine(samples, config, protocol, store, progress=None, **engine
     finished sample on either side.
     """
     from pslg.runtime.batch.batch import run_batch
-    from pslg.runtime.batch.store import RESULTS, job_folder
+    from pslg.runtime.batch.store import COMPLETE, ResultsFile, job_folder
     todo = [s for s in samples if s.sent_id not in store.records]
     if todo:
         jobs = Path(config.out) / "jobs.jsonl"
-        jobs.parent.mkdir(parents=True, exist_ok=True)
         write_text(jobs, "".join(json.dumps({"id": str(s.sent_id), "image": str(s.image_path.resolve()),
                                              "text": s.phrase}) + "\n" for s in todo))
         run_batch(jobs, config, progress=False, **engine)
-    done = {}
-    results = Path(config.out) / RESULTS
-    if results.is_file():
-        done = {r["id"]: r for r in map(json.loads, results.read_text().splitlines())}
+    with ResultsFile(config.out) as results:
+        done = results.records
 
     def predict(sample):
         record = done.get(str(sample.sent_id))
@@ -177,7 +174,7 @@ def evaluate_on_engine(samples, config, protocol, store, progress=None, **engine
             why = record["error"]["message"] if record else "the batch has no record of it"
             return None, {}, [f"no prediction ({why}): scored as an empty mask"]
         folder = job_folder(config.out, sample.sent_id)
-        result = json.loads((folder / "result.json").read_text())
+        result = json.loads((folder / COMPLETE).read_text())
         mask, _, problems = _read_mask(folder / "mask.png")
         return mask, {"box": result.get("box"), "timings_ms": result.get("timings_ms", {}),
                       "warnings": result.get("warnings", [])}, problems

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from pslg import data
-from pslg.runtime import backends, modelset
+from pslg.runtime import backends
 from pslg.runtime.backends import RunnerOptions
 from pslg.runtime.errors import PslgError
 from pslg.runtime.image import load_image
@@ -91,18 +91,16 @@ def measure_type(model_type, checkpoint, image, box, runs, seed=0):
     family = sam_families.model_type(model_type).family.load_module()
     random = checkpoint is None
     with tempfile.TemporaryDirectory() as models_dir:
-        export_sam(models_dir, model_type, checkpoint=checkpoint, random_weights=random, seed=seed)
+        models = export_sam(models_dir, model_type, checkpoint=checkpoint, random_weights=random, seed=seed)
         reference, _ = load_sam(model_type, checkpoint=checkpoint, random_weights=random, seed=seed)
-        models = modelset.open(models_dir)
         runners = [backends.open_runner(models.graph(g), CPU) for g in ("sam_encoder", "sam_decoder")]
     try:
         ours = SamModel(*runners, models.sam)
         predictor = family.predictor(reference)
         flops = encoder_flops(family.graphs(reference)[0].eval(), models.sam.image_size)
         mask = np.empty(image.shape[:2], bool)
-        state = {"encoding": ours.encode(image)}
+        state = {}                  # the encoder's warm-up call fills it before the decoder runs
         with torch.inference_mode():
-            predictor.set_image(image)
             enc = interleaved({"pytorch": lambda: predictor.set_image(image),
                                "onnxruntime": lambda: state.update(encoding=ours.encode(image))}, runs)
             dec = interleaved({"pytorch": lambda: predictor.predict(box=box, multimask_output=False),

@@ -51,8 +51,9 @@ def check(models_dir, work, precisions, image, text, options):
             raise PslgError(f"pslg build --precision {precision} failed with exit code {code} (see above)")
         models = modelset.open(target)
         report = verify(models, options, image, text)
+        builds = models.summary()["engines"]
         for graph, outputs in report.items():
-            engine, build = models.engine(graph), models.summary()["engines"][graph]
+            engine, build = models.engine(graph), builds[graph]
             counts = layer_precisions(trt, engine)
             kept = build.get("fp32_check")
             rows.append({

@@ -29,8 +29,8 @@ from .exporter import GraphExport, export_component
 from .weights import file_record, load_strict, read_state_dict
 
 #: Max abs difference ONNX Runtime vs PyTorch accepted at export time.
-TOLERANCES = {"image_embeddings": 1e-3, "high_res_feats_0": 1e-3, "high_res_feats_1": 1e-3, "low_res_masks": 1e-3,
-              "iou_predictions": 1e-4}
+TOLERANCES = {"image_embeddings": 1e-3, **{name: 1e-3 for name, _, _ in sam_families.SAM2.high_res},
+              "low_res_masks": 1e-3, "iou_predictions": 1e-4}
 
 
 def build(model_type):

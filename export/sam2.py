@@ -65,15 +65,19 @@ def graphs(model):
     return EncoderGraph(model), DecoderGraph(model.sam_prompt_encoder, model.sam_mask_decoder)
 
 
+#: SAM2ImagePredictor's default mask threshold (on the logits)
+MASK_THRESHOLD = 0.0
+
+
 def rules(model):
     """``SAM2ImagePredictor``'s rules, read from its transforms and the model's mask decoder."""
     from sam2.utils.transforms import SAM2Transforms
     with warnings.catch_warnings():  # it scripts its resize with the deprecated torch.jit.script
         warnings.simplefilter("ignore", FutureWarning)
-        transforms = SAM2Transforms(model.image_size, mask_threshold=0.0)
+        transforms = SAM2Transforms(model.image_size, mask_threshold=MASK_THRESHOLD)
     decoder = model.sam_mask_decoder
     stability = bool(decoder.dynamic_multimask_via_stability)
-    return {"image_size": int(model.image_size), "mask_threshold": float(transforms.mask_threshold),
+    return {"image_size": int(model.image_size), "mask_threshold": MASK_THRESHOLD,
             "pixel_mean": tuple(float(v) for v in transforms.mean),
             "pixel_std": tuple(float(v) for v in transforms.std), "resize": "square", "pixel_divisor": 255.0,
             "prompt_layout": "box_then_points_padded", "mask_choice": "stability" if stability else "first_token",

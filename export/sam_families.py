@@ -22,18 +22,17 @@ from pslg.runtime.specs import TensorSpec
 
 @dataclass(frozen=True)
 class Family:
-    """One SAM family: its export module, reference packages, decoder module name and extra encoder outputs."""
+    """One SAM family (``name`` is also its export module's): reference packages, decoder module name and extra
+    encoder outputs."""
 
     name: str
-    title: str
-    module: str
     packages: Tuple[str, ...]
     decoder: str
     #: encoder outputs besides the 256 x 64 x 64 embedding that the decoder takes: (name, channels, side)
     high_res: Tuple[Tuple[str, int, int], ...] = ()
 
     def load_module(self):
-        return importlib.import_module(f"pslg.export.{self.module}")
+        return importlib.import_module(f"pslg.export.{self.name}")
 
 
 @dataclass(frozen=True)
@@ -47,17 +46,15 @@ class ModelType:
     signature: tuple
 
 
-SAM = Family("sam", "SAM", "sam", ("segment-anything",), "mask_decoder")
-MOBILE_SAM = Family("mobile_sam", "MobileSAM", "mobile_sam", ("mobilesam-mirror", "timm"), "mask_decoder")
-SAM2 = Family("sam2", "SAM 2", "sam2", ("sam2",), "sam_mask_decoder",
-              (("high_res_feats_0", 32, 256), ("high_res_feats_1", 64, 128)))
-FAMILIES = {f.name: f for f in (SAM, MOBILE_SAM, SAM2)}
+SAM = Family("sam", ("segment-anything",), "mask_decoder")
+MOBILE_SAM = Family("mobile_sam", ("mobilesam-mirror", "timm"), "mask_decoder")
+SAM2 = Family("sam2", ("sam2",), "sam_mask_decoder", (("high_res_feats_0", 32, 256), ("high_res_feats_1", 64, 128)))
 
 #: ViT configurations (embed dim, depth, heads, global-attention blocks), keyed by (embed dim, depth)
 _VIT = {"vit_b": (768, 12, 12, (2, 5, 8, 11)), "vit_l": (1024, 24, 16, (5, 11, 17, 23)),
         "vit_h": (1280, 32, 16, (7, 15, 23, 31)), "vit_test": (64, 2, 2, (1,))}
-#: Hiera sizes: (config suffix, embed dim, blocks)
-_HIERA = {"t": ("t", 96, 12), "s": ("s", 96, 16), "b+": ("b+", 112, 24), "l": ("l", 144, 48)}
+#: Hiera sizes: (embed dim, blocks)
+_HIERA = {"t": (96, 12), "s": (96, 16), "b+": (112, 24), "l": (144, 48)}
 
 MODEL_TYPES = {}
 for _name, _cfg in _VIT.items():
@@ -65,7 +62,7 @@ for _name, _cfg in _VIT.items():
                                    else "SAM test configuration (vit_test)", _cfg, ("vit", _cfg[0], _cfg[1]))
 MODEL_TYPES["mobile_sam"] = ModelType("mobile_sam", MOBILE_SAM, "MobileSAM (TinyViT-5M)", None, ("tinyvit", 32))
 for _version, _prefix in (("2", "sam2"), ("2.1", "sam2.1")):
-    for _size, (_suffix, _dim, _blocks) in _HIERA.items():
+    for _size, (_dim, _blocks) in _HIERA.items():
         _name = f"{_prefix}_hiera_{_size}"
         MODEL_TYPES[_name] = ModelType(_name, SAM2, f"SAM {_version} Hiera-{_size.upper()}",
                                        f"configs/{_prefix}/{_name}.yaml", ("hiera", _version, _dim, _blocks))

@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from . import checks
 from .errors import BoxError, ImageError, ManifestError, ParameterError, PointError
 
 LOW_RES = 256
@@ -203,10 +204,8 @@ class SamDecoder:
     def __call__(self, features, coords, labels, mask_input=None):
         """Decoder inputs -> ``(low_res_masks [N,4,256,256], iou_predictions [N,4])`` (runner buffers).
 
-        ``features``: the encoder's outputs by name, or the embedding array alone (families without extras).
+        ``features``: the encoder's outputs by name.
         """
-        if isinstance(features, np.ndarray):
-            features = {"image_embeddings": features}
         out = self.runner.run(decoder_feeds(features, coords, labels, mask_input, self.meta, self._no_mask))
         return out["low_res_masks"], out["iou_predictions"]
 
@@ -297,10 +296,7 @@ class SamModel:
         transform = encoding.transform
         coords, codes = encode_prompts(transform, boxes, points, labels, self.meta.prompt_layout)
         n, shape = coords.shape[0], transform.original_size
-        if out is None:
-            out = np.empty((n,) + shape, bool)
-        elif not isinstance(out, np.ndarray) or out.shape != (n,) + shape or out.dtype != np.bool_:
-            raise ParameterError(f"out must be a bool array of shape {(n,) + shape}")
+        out = checks.out_array("out", out, (n,) + shape, (np.bool_,))
         low_res, scores = self._decoder(encoding.features, coords, codes)
         keep = choose_masks(low_res, scores, multimask, self.meta)
         if self._logits is None or self._logits.shape != shape:
