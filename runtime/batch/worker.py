@@ -100,7 +100,7 @@ class Worker:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         try:
-            write_query(tmp, None, result, self.summary, overlay_png=self.config.overlay)
+            write_query(tmp, result, self.summary, overlay_png=self.config.overlay)
             outputs = sorted(p.name for p in tmp.iterdir())
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)

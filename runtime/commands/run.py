@@ -73,7 +73,7 @@ def run(args):
             for mode in modes:
                 result = segmenter.segment(text=text, box=box, point=point, crs=crs, mode=mode, seed=args.seed)
                 folder = out if single else out / f"{i:02d}-{slug(text or 'box')}" / mode.replace("+", "-")
-                pictures.append(write_query(folder, None, result, models))
+                pictures.append(write_query(folder, result, models))
                 report["results"].append(dict(result.to_json(), folder=str(folder)))
                 columns[f"{mode}{'' if len(texts) == 1 else f' #{i}'}"] = result.result.timings_ms
             if len(pictures) > 1:

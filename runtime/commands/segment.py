@@ -52,7 +52,7 @@ def run(args):
         if jobs is None:
             result = segmenter.segment(box=box, point=point, crs=crs, mode="box+point" if point else "box",
                                        multimask=args.multimask)
-            write_query(out, None, result, summary)
+            write_query(out, result, summary)
             print(json.dumps(dict(result.to_json(), models=summary), indent=2))
             return 0
         with tqdm(total=len(jobs), unit="box", disable=None) as bar:

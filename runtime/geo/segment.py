@@ -11,6 +11,7 @@ nearby boxes in one window, so each window is read and encoded once.
 """
 import time
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Optional
 
 import numpy as np
@@ -46,13 +47,14 @@ class GeoResult:
     properties: dict = field(default_factory=dict)
     tolerance_px: float = 0.5
     _polygons: object = field(default=None, repr=False)
+    _properties: object = field(default=None, repr=False)
 
     @property
     def image(self) -> np.ndarray:
         """The view's RGB pixels (h x w x 3 uint8) the mask lies on."""
         return self.view.rgb
 
-    @property
+    @cached_property
     def grid(self):
         """The :class:`~.crs.Georef` of the view (mask.png's and mask.tif's pixels), or None."""
         return None if self.georef is None else self.georef.of_view(self.view)
@@ -65,7 +67,12 @@ class GeoResult:
         return self._polygons
 
     def feature_properties(self):
-        """GeoJSON / GeoPackage properties: the query, its scores, the mask's area."""
+        """GeoJSON / GeoPackage properties: the query, its scores, the mask's area (cached, as the polygons)."""
+        if self._properties is None:
+            self._properties = self._feature_properties()
+        return self._properties
+
+    def _feature_properties(self):
         from .vector import area_m2
         r = self.result
         area, area_crs = area_m2(self.polygons(), self.georef.crs)
@@ -173,9 +180,12 @@ class Segmenter:
             self._whole = self._read(timings, self.source.read)
         return self._whole
 
-    def _overview_view(self, timings):
+    def _grounding_view(self, timings):
+        """What a phrase is grounded on (as :func:`grounding_view`), read once."""
+        if not self.source.large:
+            return self._whole_view(timings)
         if self._overview is None:
-            self._overview = self._read(timings, lambda: grounding_view(self.source, self.overview_side))
+            self._overview = self._read(timings, lambda: self.source.overview(self.overview_side))
         return self._overview
 
     def window_for(self, box):
@@ -211,7 +221,7 @@ class Segmenter:
         if text in self._located:
             return self._located[text], False
         timings = {}
-        view = self._overview_view(timings) if self.source.large else self._whole_view(timings)
+        view = self._grounding_view(timings)
         grounding = self.pipeline.locate(text, image=self._show(view))
         grounding.timings_ms.update(timings)
         located = self._located[text] = Located.of(grounding, view, self.source)

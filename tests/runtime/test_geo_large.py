@@ -72,7 +72,7 @@ def test_a_window_of_a_large_raster_is_written_on_its_own_grid(large_raster, sam
         far = [100.0, 100.0, 150.0, 160.0]
         groups = seg.groups([np.array(LARGE_BOX), np.array(LARGE_BOX) + 300, np.array(far)])
     assert [idx for _, idx in groups] == [[0, 1], [2]]
-    write_query(tmp_path, None, g)
+    write_query(tmp_path, g)
     png = cv2.imread(str(tmp_path / "mask.png"), cv2.IMREAD_UNCHANGED)
     assert png.shape == (1024, 1024) and g.view.window == WINDOW
     with rasterio.open(tmp_path / "mask.tif") as tif:

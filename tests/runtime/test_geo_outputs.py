@@ -60,7 +60,7 @@ def test_one_query_writes_mask_tif_on_the_input_grid(sam_tiny, osbs_tif, tmp_pat
     with Pipeline.open(sam_tiny[0], CPU, warmup=False) as pipeline, Raster(path) as raster:
         g = Segmenter(pipeline, raster).segment(box=boxes[1], mode="classical")
         crs, transform = raster.crs, raster.transform
-    write_query(tmp_path, None, g)
+    write_query(tmp_path, g)
     png = cv2.imread(str(tmp_path / "mask.png"), cv2.IMREAD_UNCHANGED)
     with rasterio.open(tmp_path / "mask.tif") as tif:
         assert tif.crs == crs and tif.transform == transform and tif.profile["compress"] == "deflate"
