@@ -15,7 +15,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,8 @@ from pslg.runtime import RunnerOptions, modelset
 from pslg.runtime.errors import CheckpointError, ParameterError, PslgError
 from pslg.runtime.grounding import COMPONENT, Grounder
 from pslg.runtime.image import load_image
+
+from .timing import interleaved
 
 DEFAULT_IMAGE = data.path("osbs_029.png")
 DEFAULT_TEXT = "the large white storage tank at the bottom left"
@@ -52,16 +53,8 @@ def pytorch_model(models, checkpoint):
 
 def _timed(fns, runs, warmup):
     """Median ms and last output of each function; runs alternate between them, so load hits both alike."""
-    for _ in range(warmup):
-        for fn in fns:
-            fn()
-    times, outs = [[] for _ in fns], [None] * len(fns)
-    for _ in range(runs):
-        for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            outs[i] = fn()
-            times[i].append((time.perf_counter() - t0) * 1e3)
-    return [(statistics.median(t), out) for t, out in zip(times, outs)]
+    times, outs = interleaved(dict(enumerate(fns)), runs, warmup)
+    return [(statistics.median(times[i]), outs[i]) for i in range(len(fns))]
 
 
 def _flat(arrays):

@@ -26,7 +26,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -40,6 +39,8 @@ from pslg.runtime.kernels import gmm, max_threads, set_threads, threads, warmup
 from pslg.runtime.kernels.grabcut import contrast_weights
 from pslg.runtime.kernels.kmeans import kmeans
 from pslg.runtime.kernels.maxflow import DIRECTIONS, GridMaxflow
+
+from .timing import interleaved
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT / "data"
@@ -113,15 +114,7 @@ def opencv_grabcut(window, trimap=None, rect=None, seed=0):
 
 def _timed(repeats, *fns):
     """Milliseconds of each callable over ``repeats`` interleaved runs, after one warm-up each."""
-    times = [[] for _ in fns]
-    for fn in fns:
-        fn()
-    for _ in range(repeats):
-        for fn, acc in zip(fns, times):
-            t0 = time.perf_counter()
-            fn()
-            acc.append((time.perf_counter() - t0) * 1e3)
-    return times
+    return list(interleaved(dict(enumerate(fns)), repeats)[0].values())
 
 
 def _iou(a, b):

@@ -37,7 +37,7 @@ from pslg.runtime.errors import PslgError
 from pslg.runtime.image import load_image
 from pslg.runtime.sam import SamModel
 
-from .timing import summary, table
+from .timing import interleaved, summary, table
 
 DEFAULT_IMAGE = data.path("marina.png")
 DEFAULT_BOX = (1238.0, 756.0, 1347.0, 806.0)
@@ -69,19 +69,6 @@ def encoder_flops(encoder, image_size):
     return int(counter.get_total_flops())
 
 
-def interleaved(pairs, runs):
-    """``{name: [ms, ...]}`` of ``runs`` rounds, each calling every function of ``pairs`` once, after one warm-up."""
-    for fn in pairs.values():
-        fn()
-    times = {name: [] for name in pairs}
-    for _ in range(runs):
-        for name, fn in pairs.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append((time.perf_counter() - t0) * 1e3)
-    return times
-
-
 def measure_type(model_type, checkpoint, image, box, runs, seed=0):
     """Encoder and decoder milliseconds of ours and the reference, and the encoder's FLOPs, for one model type."""
     import torch
@@ -101,10 +88,10 @@ def measure_type(model_type, checkpoint, image, box, runs, seed=0):
         mask = np.empty(image.shape[:2], bool)
         state = {}                  # the encoder's warm-up call fills it before the decoder runs
         with torch.inference_mode():
-            enc = interleaved({"pytorch": lambda: predictor.set_image(image),
-                               "onnxruntime": lambda: state.update(encoding=ours.encode(image))}, runs)
-            dec = interleaved({"pytorch": lambda: predictor.predict(box=box, multimask_output=False),
-                               "onnxruntime": lambda: ours.segment(state["encoding"], box, out=mask)}, runs)
+            enc, _ = interleaved({"pytorch": lambda: predictor.set_image(image),
+                                  "onnxruntime": lambda: state.update(encoding=ours.encode(image))}, runs)
+            dec, _ = interleaved({"pytorch": lambda: predictor.predict(box=box, multimask_output=False),
+                                  "onnxruntime": lambda: ours.segment(state["encoding"], box, out=mask)}, runs)
     finally:
         for r in runners:
             r.close()

@@ -16,6 +16,21 @@ def measure(fn, runs, warmup=1):
     return times
 
 
+def interleaved(fns, runs, warmup=1):
+    """``({name: [ms, ...]}, {name: last output})`` of ``fns`` ({name: callable}) over ``runs`` rounds that call
+    every function once, after ``warmup`` such rounds untimed: load on a shared machine hits all of them alike."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times, outputs = {name: [] for name in fns}, {}
+    for _ in range(runs):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            outputs[name] = fn()
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    return times, outputs
+
+
 def summary(times):
     """p50/p90/p99/mean/min of a list of milliseconds."""
     a = np.asarray(times, np.float64)
