@@ -94,9 +94,13 @@ class Worker:
                     ms=(time.perf_counter() - t0) * 1e3)
 
     def _write(self, job, result):
-        """The job's outputs into a temporary folder, renamed to ``OUT/<id>/`` whole."""
+        """The job's outputs into a temporary folder, renamed to ``OUT/<id>/`` whole.
+
+        The temporary name is the job's alone (one worker runs a job at a time), so a rerun after a worker died
+        mid-write removes what that worker left.
+        """
         final = store.job_folder(self.out, job.id)
-        tmp = self.out / f".tmp-{job.id}-{os.getpid()}"
+        tmp = self.out / f".tmp-{job.id}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         try:
