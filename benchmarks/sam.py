@@ -3,12 +3,14 @@
     python -m pslg.benchmarks.sam [--model-type T ...] [--baseline vit_b] [--checkpoint T=PATH ...]
                                   [--runs 5] [--json OUT] [--quick]
 
-One invocation measures, on this CPU and the same image and box:
+One invocation measures, on this CPU and the same image and box (each model
+type in a fresh process of its own):
 
 * the GEMM rate: the best of several float32 ``numpy`` matmuls of two
   2048 x 2048 matrices (multi-threaded BLAS), in FLOP/s;
 * per model type: the encoder (a new image: preprocessing and encoder,
-  ``set_image`` on the reference side) and the decoder (one box prompt with
+  ``set_image`` on the reference side; where the set has a CPU variant of the
+  encoder, which ours runs, also the portable graph, as ``portable ratio``) and the decoder (one box prompt with
   upsampling to the image size, ``predict(box=..., multimask_output=False)``),
   ours and the family's own predictor interleaved run by run, so load on the
   machine hits both alike; medians are reported;
@@ -23,6 +25,7 @@ only, one run, a small GEMM (the smoke test's mode).
 """
 import argparse
 import json
+import multiprocessing
 import sys
 import tempfile
 import time
@@ -81,15 +84,22 @@ def measure_type(model_type, checkpoint, image, box, runs, seed=0):
         models = export_sam(models_dir, model_type, checkpoint=checkpoint, random_weights=random, seed=seed)
         reference, _ = load_sam(model_type, checkpoint=checkpoint, random_weights=random, seed=seed)
         runners = [backends.open_runner(models.graph(g), CPU) for g in ("sam_encoder", "sam_decoder")]
+        encoder = models.graph("sam_encoder")
+        if encoder.cpu_path is not None:
+            runners.append(backends.open_runner(encoder.portable(), CPU))
     try:
-        ours = SamModel(*runners, models.sam)
+        ours = SamModel(*runners[:2], models.sam)
         predictor = family.predictor(reference)
         flops = encoder_flops(family.graphs(reference)[0].eval(), models.sam.image_size)
         mask = np.empty(image.shape[:2], bool)
         state = {}                  # the encoder's warm-up call fills it before the decoder runs
+        encoders = {"pytorch": lambda: predictor.set_image(image),
+                    "onnxruntime": lambda: state.update(encoding=ours.encode(image))}
+        if len(runners) == 3:
+            portable = SamModel(runners[2], runners[1], models.sam)
+            encoders["onnxruntime_portable"] = lambda: portable.encode(image)
         with torch.inference_mode():
-            enc, _ = interleaved({"pytorch": lambda: predictor.set_image(image),
-                                  "onnxruntime": lambda: state.update(encoding=ours.encode(image))}, runs)
+            enc, _ = interleaved(encoders, runs)
             dec, _ = interleaved({"pytorch": lambda: predictor.predict(box=box, multimask_output=False),
                                   "onnxruntime": lambda: ours.segment(state["encoding"], box, out=mask)}, runs)
     finally:
@@ -105,6 +115,12 @@ def measure_type(model_type, checkpoint, image, box, runs, seed=0):
     return result
 
 
+def _portable(enc):
+    """The portable graph's encoder ratio, where ours ran a CPU variant."""
+    p = enc.get("onnxruntime_portable")
+    return "-" if p is None else f"{enc['pytorch']['p50'] / p['p50']:.2f}x"
+
+
 def run_benchmark(model_types=DEFAULT_TYPES, baseline="vit_b", checkpoints=None, image_path=DEFAULT_IMAGE,
                   box=DEFAULT_BOX, runs=5, gemm_n=2048):
     """The whole comparison in one run (see the module docstring); returns a JSON-ready dict."""
@@ -114,7 +130,10 @@ def run_benchmark(model_types=DEFAULT_TYPES, baseline="vit_b", checkpoints=None,
     box = np.asarray(box, np.float64)
     rate = gemm_rate(gemm_n)
     types = [baseline] + [t for t in model_types if t != baseline]
-    results = [measure_type(t, checkpoints.get(t), image, box, runs) for t in types]
+    results = []
+    for t in types:   # each type in a fresh process: one family's heap and threads never touch the next's timing
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            results.append(pool.apply(measure_type, (t, checkpoints.get(t), image, box, runs)))
     base_ms = results[0]["encoder_ms"]["onnxruntime"]["p50"]
     for r in results:
         ms = r["encoder_ms"]["onnxruntime"]["p50"]
@@ -131,12 +150,13 @@ def report(r):
     for x in r["results"]:
         enc, dec = x["encoder_ms"], x["decoder_ms"]
         rows.append([x["model_type"], enc["pytorch"]["p50"], enc["onnxruntime"]["p50"], f"{enc['speedup_p50']:.2f}x",
-                     f"{x['encoder_gflop']:.0f}", f"{x['encoder_fraction_of_gemm']:.2f}",
+                     _portable(enc), f"{x['encoder_gflop']:.0f}", f"{x['encoder_fraction_of_gemm']:.2f}",
                      f"{x['encoder_speedup_vs_baseline']:.2f}x", dec["pytorch"]["p50"], dec["onnxruntime"]["p50"],
                      f"{dec['speedup_p50']:.2f}x"])
     head = (f"SAM families, image {r['image_size'][1]}x{r['image_size'][0]}, median of {r['runs']} interleaved runs, "
             f"fp32 GEMM {r['gemm']['gflops']:.0f} GFLOP/s, torch threads {r['torch_threads']}")
-    return head + "\n" + table(rows, ["model type", "enc pytorch ms", "enc ours ms", "ratio", "GFLOP", "of GEMM",
+    return head + "\n" + table(rows, ["model type", "enc pytorch ms", "enc ours ms", "ratio", "portable ratio",
+                                      "GFLOP", "of GEMM",
                                       f"vs {r['baseline']}", "dec pytorch ms", "dec ours ms", "ratio"])
 
 

@@ -20,6 +20,9 @@ def add_arguments(parser):
     sam.add_argument("--seed", type=int, default=0, help="seed for --random-weights")
     sam.add_argument("--out", required=True, help="model-set folder (created or updated)")
     sam.add_argument("--no-simplify", action="store_true", help="skip the onnxslim pass")
+    sam.add_argument("--no-cpu-variant", action="store_true",
+                     help="skip the encoder's CPU variant with fused attention (SAM 2: a set for TensorRT only, "
+                     "half the disk)")
     from .lqvg import cli as lqvg_cli
     lqvg_cli.add_arguments(sub.add_parser("lqvg", help="LQVG grounding model (text graph + grounding graph)"))
 
@@ -34,6 +37,6 @@ def run(args):
         raise ParameterError("--seed must be >= 0")
     models = export_sam(args.out, args.model_type, checkpoint=args.checkpoint,
                         decoder_checkpoint=args.decoder_checkpoint, random_weights=args.random_weights,
-                        seed=args.seed, simplify=not args.no_simplify)
+                        seed=args.seed, simplify=not args.no_simplify, cpu_variant=not args.no_cpu_variant)
     print(json.dumps({"out": str(args.out), "sam": models.sam.provenance.parity}, indent=2))
     return 0

@@ -24,10 +24,12 @@ import torch
 from tqdm import tqdm
 
 from pslg.runtime import modelset
+from pslg.runtime.errors import ExportError
 from pslg.runtime.modelset import Provenance
 from pslg.runtime.specs import TensorSpec
 
 from . import onnx as onnx_tools
+from .fused_attention import onnxruntime_attention
 
 log = logging.getLogger(__name__)
 EXPORTER = "torch.onnx (TorchScript)"
@@ -40,7 +42,8 @@ class GraphExport:
     ``checks`` are feeds (input name -> array); the first one is also what
     the exporter traces. ``references``: PyTorch's outputs on them, when the
     caller has computed them already (else :meth:`run_pytorch` does). ``tolerances`` maps each output to the largest
-    accepted ONNX Runtime vs PyTorch absolute difference.
+    accepted ONNX Runtime vs PyTorch absolute difference. ``cpu_variant``: also export the graph with its attention
+    fused for ONNX Runtime on the CPU (:mod:`.fused_attention`), checked against PyTorch alike.
     """
 
     name: str
@@ -50,6 +53,7 @@ class GraphExport:
     checks: List[Dict[str, np.ndarray]]
     tolerances: Dict[str, float]
     references: List[Dict[str, np.ndarray]] = field(default_factory=list, repr=False)
+    cpu_variant: bool = False
 
     def run_pytorch(self):
         """PyTorch's outputs on every check feed (what ONNX Runtime must reproduce), unless given already."""
@@ -127,22 +131,23 @@ def export_component(out, name: str, graphs: Sequence[GraphExport], describe: Ca
     Returns the model set, reopened.
     """
     files = files or {}
-    steps = _Steps(name, 2 + 2 * len(graphs) + len(files))
+    variants = [(g, g.name, modelset.graph_file(g.name)) for g in graphs]
+    variants += [(g, f"{g.name}.cpu", modelset.cpu_graph_file(g.name)) for g in graphs if g.cpu_variant]
+    steps = _Steps(name, 2 + 2 * len(variants) + len(files))
     parity = {}
     try:
         with steps.step("running PyTorch on the check inputs"):
             for g in graphs:
                 g.run_pytorch()
         with staging(out, name) as tmp:
-            for g in graphs:
-                with steps.step(f"exporting {modelset.graph_file(g.name)}"):
-                    onnx_tools.export_graph(g.module, g.tensors(g.checks[0]), tmp / modelset.graph_file(g.name),
-                                            g.inputs, g.outputs, simplify=simplify)
-            for g in graphs:
-                with steps.step(f"checking {g.name} against PyTorch on ONNX Runtime"):
-                    diffs = [onnx_tools.check_parity(g.name, tmp / modelset.graph_file(g.name), feeds, ref,
-                                                     g.tolerances) for feeds, ref in zip(g.checks, g.references)]
-                    parity[g.name] = {k: max(d[k] for d in diffs) for k in diffs[0]}
+            for g, key, fname in variants:
+                with steps.step(f"exporting {fname}"):
+                    _export(g, tmp / fname, simplify, fused=key != g.name)
+            for g, key, fname in variants:
+                with steps.step(f"checking {fname} against PyTorch on ONNX Runtime"):
+                    diffs = [onnx_tools.check_parity(key, tmp / fname, feeds, ref, g.tolerances)
+                             for feeds, ref in zip(g.checks, g.references)]
+                    parity[key] = {k: max(d[k] for d in diffs) for k in diffs[0]}
             for key, (fname, write) in files.items():
                 with steps.step(f"writing {fname}"):
                     write(tmp / fname)
@@ -152,6 +157,17 @@ def export_component(out, name: str, graphs: Sequence[GraphExport], describe: Ca
                                     onnx_tools.OPSET)
             return modelset.write_component(out, name, describe(provenance),
                                             graphs={g.name: (g.inputs, g.outputs) for g in graphs},
-                                            files={key: fname for key, (fname, _) in files.items()})
+                                            files={key: fname for key, (fname, _) in files.items()},
+                                            cpu_graphs=[g.name for g in graphs if g.cpu_variant])
     finally:
         steps.close()
+
+
+def _export(g, path, simplify, fused):
+    """Export one graph, or its CPU variant (``fused``: which must have found attention to fuse)."""
+    if not fused:
+        return onnx_tools.export_graph(g.module, g.tensors(g.checks[0]), path, g.inputs, g.outputs, simplify=simplify)
+    with onnxruntime_attention() as seen:
+        onnx_tools.export_graph(g.module, g.tensors(g.checks[0]), path, g.inputs, g.outputs, simplify=simplify)
+    if not seen["calls"]:
+        raise ExportError(f"{g.name}: a CPU variant was asked for, but the graph has no attention to fuse")

@@ -6,6 +6,8 @@ exporter skeleton checks them against PyTorch and records the component.
 
 * ``sam_encoder``: preprocessed image [1, 3, 1024, 1024] -> embedding [1, 256, 64, 64]
   (plus the family's high-resolution features: SAM 2's decoder takes two);
+  SAM 2's also gets a CPU variant with ONNX Runtime's fused attention
+  (``sam_encoder.cpu.onnx``, :mod:`.fused_attention`);
 * ``sam_decoder``: prompt encoder + mask decoder for P prompts of K label-coded
   points each (labels: -1 padding, 0 negative, 1 positive, 2/3 box corners),
   optional mask input; outputs the low-resolution logits of all four mask
@@ -146,8 +148,11 @@ def example_decoder_inputs(encoded, prompts=2, points=3, seed=0):
 
 
 def export_sam(out, model_type, checkpoint=None, decoder_checkpoint=None, random_weights=False, seed=0,
-               simplify=True):
-    """Export a SAM model type's two graphs into the model set ``out``; checked against PyTorch before they land."""
+               simplify=True, cpu_variant=True):
+    """Export a SAM model type's two graphs into the model set ``out``; checked against PyTorch before they land.
+
+    ``cpu_variant``: also the encoder's CPU variant, where the family has one (SAM 2).
+    """
     kind = sam_families.model_type(model_type)
     family = kind.family.load_module()
     model, weights = load_sam(model_type, checkpoint, decoder_checkpoint, random_weights, seed)
@@ -160,7 +165,7 @@ def export_sam(out, model_type, checkpoint=None, decoder_checkpoint=None, random
     encoded = encoded if isinstance(encoded, tuple) else (encoded,)
     encoded = {t.name: e.numpy() for t, e in zip(enc_out, encoded)}
     graph_list = [GraphExport("sam_encoder", encoder, enc_in, enc_out, [{"image": image}], TOLERANCES,
-                              references=[encoded]),
+                              references=[encoded], cpu_variant=cpu_variant and kind.family.cpu_encoder),
                   GraphExport("sam_decoder", decoder, sam_families.decoder_inputs(kind.family),
                               sam_families.DECODER_OUTPUTS, [example_decoder_inputs(encoded)], TOLERANCES)]
 

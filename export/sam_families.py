@@ -22,14 +22,16 @@ from pslg.runtime.specs import TensorSpec
 
 @dataclass(frozen=True)
 class Family:
-    """One SAM family (``name`` is also its export module's): reference packages, decoder module name and extra
-    encoder outputs."""
+    """One SAM family (``name`` is also its export module's): reference packages, decoder module name, extra
+    encoder outputs, and whether its encoder gets a CPU variant with fused attention."""
 
     name: str
     packages: Tuple[str, ...]
     decoder: str
     #: encoder outputs besides the 256 x 64 x 64 embedding that the decoder takes: (name, channels, side)
     high_res: Tuple[Tuple[str, int, int], ...] = ()
+    #: the encoder's attention is ``F.scaled_dot_product_attention`` (Hiera), which the CPU variant fuses
+    cpu_encoder: bool = False
 
     def load_module(self):
         return importlib.import_module(f"pslg.export.{self.name}")
@@ -48,7 +50,8 @@ class ModelType:
 
 SAM = Family("sam", ("segment-anything",), "mask_decoder")
 MOBILE_SAM = Family("mobile_sam", ("mobilesam-mirror", "timm"), "mask_decoder")
-SAM2 = Family("sam2", ("sam2",), "sam_mask_decoder", (("high_res_feats_0", 32, 256), ("high_res_feats_1", 64, 128)))
+SAM2 = Family("sam2", ("sam2",), "sam_mask_decoder", (("high_res_feats_0", 32, 256), ("high_res_feats_1", 64, 128)),
+              cpu_encoder=True)
 
 #: ViT configurations (embed dim, depth, heads, global-attention blocks), keyed by (embed dim, depth)
 _VIT = {"vit_b": (768, 12, 12, (2, 5, 8, 11)), "vit_l": (1024, 24, 16, (5, 11, 17, 23)),

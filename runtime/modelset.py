@@ -39,6 +39,11 @@ def graph_file(graph: str) -> str:
     return f"{graph}.onnx"
 
 
+def cpu_graph_file(graph: str) -> str:
+    """File name of a graph's CPU variant (ONNX Runtime's fused operators)."""
+    return f"{graph}.cpu.onnx"
+
+
 def engine_file(graph: str, precision: str) -> str:
     """File name of a graph's TensorRT engine."""
     return f"{graph}.{precision}.engine"
@@ -385,10 +390,14 @@ def open(path, verify: bool = True) -> ModelSet:
     graphs = {}
     for name, entry in manifest["graphs"].items():
         where = f"graph entry of {name}"
+        cpu = entry.get("cpu")
+        if cpu is not None and not isinstance(cpu, dict):
+            raise ManifestError(f"{path / MANIFEST}: 'cpu' of the {where} must be a table")
         graphs[name] = GraphSpec(name, _checked_file(path, f"graphs.{name}", entry, verify),
                                  tuple(TensorSpec.from_json(t) for t in _field(entry, "inputs", list, where)),
                                  tuple(TensorSpec.from_json(t) for t in _field(entry, "outputs", list, where)),
-                                 entry["sha256"])
+                                 entry["sha256"],
+                                 None if cpu is None else _checked_file(path, f"graphs.{name}.cpu", cpu, verify))
     files = {key: _checked_file(path, f"files.{key}", entry, verify) for key, entry in manifest["files"].items()}
     engines = {}
     for graph, entry in manifest["engines"].items():
@@ -409,14 +418,15 @@ def _empty_manifest():
             "engines": {}}
 
 
-def write_component(path, name: str, component: Component, graphs=None, files=None) -> ModelSet:
+def write_component(path, name: str, component: Component, graphs=None, files=None, cpu_graphs=()) -> ModelSet:
     """Add or replace one component and write the manifest atomically; returns the reopened set.
 
     Replacing a component drops its graphs' engines (they were built from the
     old graphs). ``graphs`` maps a graph name to ``(inputs, outputs)``
     TensorSpec lists (its file must already be in the folder under
-    :func:`graph_file`); ``files`` maps a key to a file name in the folder.
-    Hashes are computed here.
+    :func:`graph_file`; for the names in ``cpu_graphs`` also its CPU variant
+    under :func:`cpu_graph_file`); ``files`` maps a key to a file name in the
+    folder. Hashes are computed here.
     """
     if name not in _COMPONENT_TYPES or not isinstance(component, _COMPONENT_TYPES[name]):
         raise ParameterError(f"component '{name}' must be a {_COMPONENT_TYPES.get(name, 'known component')}")
@@ -431,6 +441,9 @@ def write_component(path, name: str, component: Component, graphs=None, files=No
         manifest["graphs"][graph] = {"file": fname, "sha256": sha256(path / fname),
                                      "inputs": [t.to_json() for t in inputs],
                                      "outputs": [t.to_json() for t in outputs]}
+        if graph in cpu_graphs:
+            cname = cpu_graph_file(graph)
+            manifest["graphs"][graph]["cpu"] = {"file": cname, "sha256": sha256(path / cname)}
     for key, fname in (files or {}).items():
         manifest["files"][key] = {"file": fname, "sha256": sha256(path / fname)}
     _write_manifest(path, manifest)

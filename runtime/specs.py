@@ -3,7 +3,7 @@
 Plain frozen dataclasses with no I/O. :mod:`.modelset` builds them from a
 manifest; :mod:`.backends` runs them; neither needs the other.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Dict, Optional, Tuple, Union
 
@@ -45,13 +45,24 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class GraphSpec:
-    """One ONNX graph: its file, its recorded sha256 and its declared signature."""
+    """One ONNX graph: its file, its recorded sha256 and its declared signature.
+
+    ``cpu_path``: the same graph with ONNX Runtime's fused operators (see
+    ``pslg.export.fused_attention``), which ONNX Runtime runs instead of
+    ``path`` on the CPU; ``path`` is the portable graph (what TensorRT builds
+    from, and every other device runs).
+    """
 
     name: str
     path: Path
     inputs: Tuple[TensorSpec, ...]
     outputs: Tuple[TensorSpec, ...]
     sha256: Optional[str] = None
+    cpu_path: Optional[Path] = None
+
+    def portable(self) -> "GraphSpec":
+        """This graph without its CPU variant."""
+        return replace(self, cpu_path=None)
 
     def resolve_dims(self, feeds: Dict[str, np.ndarray]) -> Dict[str, int]:
         """Map each named dynamic axis to its size in ``feeds``."""

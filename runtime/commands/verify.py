@@ -1,5 +1,8 @@
 """Compare a backend with ONNX Runtime fp32 (CPU) on every graph of a model set, with the same inputs.
 
+The reference runs the portable graphs (what TensorRT builds from), so
+``--backend onnxruntime --device cpu`` checks a set's CPU variants against them.
+
 Downstream graphs get the reference's outputs as inputs, so each graph is
 judged on its own. Prints per-output max/mean absolute differences and, for
 SAM masks, the IoU of the thresholded low-resolution masks.
@@ -84,8 +87,9 @@ def verify(models, options, image, text):
     def runner(graph, which):
         key = (graph, which)
         if key not in runners:
-            runners[key] = backends.open_runner(models.graph(graph), REFERENCE if which == "reference" else options,
-                                                models.engine(graph))
+            spec = models.graph(graph)
+            runners[key] = (backends.open_runner(spec.portable(), REFERENCE) if which == "reference"
+                            else backends.open_runner(spec, options, models.engine(graph)))
         return runners[key]
 
     def reference(graph):

@@ -111,3 +111,38 @@ def test_replacing_a_component_drops_the_engines_built_from_its_graphs(copy):
         g: (models.graph(g).inputs, models.graph(g).outputs) for g in ("sam_encoder", "sam_decoder")})
     assert models.engine("sam_decoder") is None and models.has("sam")
     assert modelset.open(copy).engine("sam_decoder") is None
+
+
+def add_cpu_variant(path, graph="sam_decoder"):
+    """Give ``graph`` a CPU variant (a copy of the graph), recorded as the exporter records one."""
+    models = modelset.open(path)
+    shutil.copy(path / modelset.graph_file(graph), path / modelset.cpu_graph_file(graph))
+    return modelset.write_component(path, "sam", models.sam, cpu_graphs=[graph], graphs={
+        g: (models.graph(g).inputs, models.graph(g).outputs) for g in ("sam_encoder", "sam_decoder")})
+
+
+def test_onnx_runtime_runs_a_cpu_variant_on_the_cpu_only(copy):
+    spec = add_cpu_variant(copy).graph("sam_decoder")
+    assert spec.cpu_path == copy / "sam_decoder.cpu.onnx" and spec.portable().cpu_path is None
+    assert modelset.open(copy).graph("sam_encoder").cpu_path is None
+    with backends.open_runner(spec, CPU) as runner:
+        assert runner.path == spec.cpu_path
+    with backends.open_runner(spec.portable(), CPU) as runner:
+        assert runner.path == spec.path
+    from pslg.runtime.backends.onnxruntime import graph_path
+    assert graph_path(spec, ["CPUExecutionProvider"]) == spec.cpu_path
+    assert graph_path(spec, [("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"]) == spec.path
+
+
+def test_a_broken_cpu_variant_is_refused_by_name(copy):
+    add_cpu_variant(copy)
+    variant = copy / "sam_decoder.cpu.onnx"
+    variant.write_bytes(variant.read_bytes()[:1000])
+    with pytest.raises(ModelFileError, match="sam_decoder.cpu.onnx does not match its recorded sha256"):
+        modelset.open(copy)
+    variant.unlink()
+    with pytest.raises(ModelFileError, match="graphs.sam_decoder.cpu file sam_decoder.cpu.onnx is missing"):
+        modelset.open(copy)
+    edit_manifest(copy, lambda m: m["graphs"]["sam_decoder"].update(cpu="sam_decoder.cpu.onnx"))
+    with pytest.raises(ManifestError, match="'cpu' of the graph entry of sam_decoder must be a table"):
+        modelset.open(copy)

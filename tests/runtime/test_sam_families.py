@@ -110,3 +110,25 @@ def test_full_pipeline_runs_on_the_family(case):
         p.set_image(case.image)
         result = p.segment(box=case.boxes[0], mode="full")
     assert result.mask.shape == case.image.shape[:2] and result.mask.any() and result.sam_score is not None
+
+
+def test_sam2_encodes_with_its_cpu_variant_and_verify_checks_it(sam_family, tmp_path):
+    """SAM 2's encoder has a CPU variant with fused attention, which ONNX Runtime on the CPU loads; the portable
+    graph (what TensorRT parses) has standard operators only; ``pslg verify`` compares the two."""
+    import onnx
+    model_type, models_dir, _, _ = sam_family
+    spec = modelset.open(models_dir).graph("sam_encoder")
+    if not sam_families.model_type(model_type).family.cpu_encoder:
+        assert spec.cpu_path is None
+        return
+    ops = {p: {(n.domain, n.op_type) for n in onnx.load(str(p)).graph.node} for p in (spec.path, spec.cpu_path)}
+    assert ("com.microsoft", "MultiHeadAttention") in ops[spec.cpu_path]
+    assert {domain for domain, _ in ops[spec.path]} <= {"", "ai.onnx"}
+    with backends.open_runner(spec, CPU) as runner:
+        assert runner.path == spec.cpu_path
+    report = tmp_path / "verify.json"
+    assert main(["verify", "--models", str(models_dir), "--backend", "onnxruntime", "--device", "cpu",
+                 "--json", str(report)]) == 0
+    encoder = json.loads(report.read_text())["graphs"]["sam_encoder"]
+    assert set(encoder) == {"image_embeddings", *modelset.open(models_dir).sam.encoder_outputs}
+    assert 0 < max(v["max_abs_diff"] for v in encoder.values()) <= 1e-3
