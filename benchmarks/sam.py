@@ -4,7 +4,8 @@
                                   [--runs 5] [--json OUT] [--quick]
 
 One invocation measures, on this CPU and the same image and box (each model
-type in a fresh process of its own):
+type in a fresh process of its own, whose allocator keeps freed memory: see
+``ALLOCATOR``):
 
 * the GEMM rate: the best of several float32 ``numpy`` matmuls of two
   2048 x 2048 matrices (multi-threaded BLAS), in FLOP/s;
@@ -26,9 +27,11 @@ only, one run, a small GEMM (the smoke test's mode).
 import argparse
 import json
 import multiprocessing
+import os
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +124,29 @@ def _portable(enc):
     return "-" if p is None else f"{enc['pytorch']['p50'] / p['p50']:.2f}x"
 
 
+#: glibc keeps freed memory in its heap instead of unmapping it, so PyTorch's large CPU tensors are not faulted in
+#: afresh on every run (MobileSAM's predictor, fresh process: 1.8 s a run without this, 0.9 s with it); ONNX
+#: Runtime's arena does the same for its side. Without it, PyTorch's figure depends on what ran before it.
+ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": str(2 ** 31 - 1), "MALLOC_TRIM_THRESHOLD_": str(2 ** 31 - 1)}
+
+
+def _fresh_process(fn, *args):
+    """``fn(*args)`` in a new interpreter started with :data:`ALLOCATOR`: one model type's heap and threads never
+    touch the next one's timing."""
+    saved = {k: os.environ.get(k) for k in ALLOCATOR}
+    os.environ.update(ALLOCATOR)
+    try:
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            future = pool.submit(fn, *args)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                del os.environ[k]
+            else:
+                os.environ[k] = v
+    return future.result()
+
+
 def run_benchmark(model_types=DEFAULT_TYPES, baseline="vit_b", checkpoints=None, image_path=DEFAULT_IMAGE,
                   box=DEFAULT_BOX, runs=5, gemm_n=2048):
     """The whole comparison in one run (see the module docstring); returns a JSON-ready dict."""
@@ -130,10 +156,7 @@ def run_benchmark(model_types=DEFAULT_TYPES, baseline="vit_b", checkpoints=None,
     box = np.asarray(box, np.float64)
     rate = gemm_rate(gemm_n)
     types = [baseline] + [t for t in model_types if t != baseline]
-    results = []
-    for t in types:   # each type in a fresh process: one family's heap and threads never touch the next's timing
-        with multiprocessing.get_context("spawn").Pool(1) as pool:
-            results.append(pool.apply(measure_type, (t, checkpoints.get(t), image, box, runs)))
+    results = [_fresh_process(measure_type, t, checkpoints.get(t), image, box, runs) for t in types]
     base_ms = results[0]["encoder_ms"]["onnxruntime"]["p50"]
     for r in results:
         ms = r["encoder_ms"]["onnxruntime"]["p50"]

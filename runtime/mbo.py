@@ -392,7 +392,7 @@ def refine(image, mask, box, *, point=None, classical_start="core", iterations=5
             raise PointError(f"point {point.tolist()} lies outside the box {box}")
     if mask is None:
         out[:] = 0
-    else:
+    elif not (mask is out and out.dtype == np.bool_):   # a bool mask refined in place is already 0 / 1
         np.not_equal(checks.mask("mask", mask, (height, width)), 0, out=out)
     window = x0, y0, x1, y1 = window_for(box, image.shape, margin_fraction, min_margin)
     crop = np.ascontiguousarray(image[y0:y1, x0:x1])

@@ -111,7 +111,6 @@ class Pipeline:
         self._runners = []
         self._closed = False
         self._per_image = {}     # "sam_encoder" / "letterbox" -> (key, value) for the one image it was computed for
-        self._sam_mask = None
         self._mbo_workspace = Workspace()
         self.open_timings_ms = {}
         try:
@@ -342,13 +341,12 @@ class Pipeline:
             warnings += cfpg.warnings
         sam_score = None
         if mode in SAM_MODES:
-            target = self._full_mode_buffer(image.shape) if mode == "full" else mask
-            sam_score = self._decode(slot, key, box, point_xy if mode != "box" else None, target, multimask, timings)
+            sam_score = self._decode(slot, key, box, point_xy if mode != "box" else None, mask, multimask, timings)
         mbo = None
         if mode in ("full", "classical"):
             t0 = time.perf_counter()
-            mbo = refine(image, self._sam_mask if mode == "full" else None, box, point=point_xy, seed=seed,
-                         out=mask, workspace=self._mbo_workspace, valid=valid)
+            mbo = refine(image, mask if mode == "full" else None, box, point=point_xy, seed=seed,
+                         out=mask, workspace=self._mbo_workspace, valid=valid)   # SAM's mask refined in place
             timings["mbo"] = _ms(t0)
             warnings += mbo.warnings
         if valid is not None:
@@ -358,12 +356,6 @@ class Pipeline:
                              phrase=text, point=point_xy, point_source=point_source, sam_score=sam_score,
                              grounding=grounding, cfpg=cfpg, mbo=mbo, timings_ms=timings, warnings=warnings,
                              image=ImageHandle(slot, key, image.shape[:2]))
-
-    def _full_mode_buffer(self, shape):
-        """SAM's mask in full mode, MBO's prior: one buffer of the current size (released when the size changes)."""
-        if self._sam_mask is None or self._sam_mask.shape != shape[:2]:
-            self._sam_mask = np.empty(shape[:2], bool)
-        return self._sam_mask
 
     def _decode(self, slot, key, box, point, target, multimask, timings):
         if self._sam is None:
@@ -388,7 +380,7 @@ class Pipeline:
                 runner.close()
             self._runners = []
             self._local = threading.local()
-            self._per_image, self._sam_mask = {}, None
+            self._per_image = {}
             self._closed = True
 
     def __enter__(self):

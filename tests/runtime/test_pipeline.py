@@ -72,6 +72,18 @@ def test_modes(pipeline, image):
         pipeline.segment(mode="full")
 
 
+def test_full_mode_is_mbo_on_the_box_point_mask(pipeline, image):
+    """Full mode refines SAM's mask in place; the same as refining a copy of box+point's mask."""
+    from pslg.runtime.mbo import refine
+    pipeline.set_image(image)
+    sam = pipeline.segment(box=BOX, mode="box+point")
+    full = pipeline.segment(box=BOX, mode="full")
+    prior = sam.mask.copy()
+    expected = refine(image, prior, BOX, point=sam.point, out=np.zeros(image.shape[:2], np.uint8))
+    np.testing.assert_array_equal(full.mask, expected.mask.astype(bool))
+    np.testing.assert_array_equal(sam.mask, prior)
+
+
 def test_caller_owned_buffer(pipeline, image):
     pipeline.set_image(image)
     for dtype in (np.uint8, bool):
@@ -181,10 +193,9 @@ def test_images_over_the_stated_bound_are_refused_and_buffers_follow_the_size(ps
     with Pipeline.open(pslg_small, CPU, warmup=False, max_image_pixels=400 * 400) as p:
         with pytest.raises(ImageError, match="max_image_pixels"):
             p.set_image(np.zeros((401, 400, 3), np.uint8))
-        p.segment(box=BOX, mode="full", image=image)
-        assert p._sam_mask.shape == (400, 400)
-        p.segment(box=(10, 10, 60, 60), mode="full", image=image[:100, :120])
-        assert p._sam_mask.shape == (100, 120) and p._local.slot.pixels.shape == (100, 120, 3)
+        assert p.segment(box=BOX, mode="full", image=image).mask.shape == (400, 400)
+        result = p.segment(box=(10, 10, 60, 60), mode="full", image=image[:100, :120])
+        assert result.mask.shape == (100, 120) and p._local.slot.pixels.shape == (100, 120, 3)
 
 
 def test_nodata_is_never_part_of_a_mask(pipeline, image):
