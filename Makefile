@@ -49,9 +49,9 @@ demo: $(VENV)/.installed-export $(DEMO_MODELS)/.complete
 	$(PSLG) run $(DEMO_IMAGE) --models $(DEMO_MODELS) --text "$(DEMO_TEXT)" --mode full --mode classical --out $(DEMO_OUT)
 	$(if $(filter data/marina.png,$(DEMO_IMAGE)),@echo "== Meaningful without checkpoints: the classical mode (box + CFPG point + MBO; no model weights) on the box of the lone sailing yacht by the pier (data/marina.xml) -> $(DEMO_OUT)/classical-boat/")
 	$(if $(filter data/marina.png,$(DEMO_IMAGE)),$(PSLG) run $(DEMO_IMAGE) --models $(DEMO_MODELS) --box 1237$(comma)756$(comma)1346$(comma)808 --text "the lone sailing yacht by the pier" --mode classical --out $(DEMO_OUT)/classical-boat)
-	@echo "== Which SAM family (README, SAM families): on a CPU mobile_sam (encoder 655 ms vs ViT-B's 6481 ms measured here, 1920x1080, 2 cores);"
+	@echo "== Which SAM family (README, SAM families): on a CPU mobile_sam (encoder 784 ms vs ViT-B's 7762 ms measured here, 1920x1080, 2 cores);"
 	@echo "   on a Jetson, published TensorRT figures (NanoSAM README, AGX Orin): MobileSAM 35 ms encoder / 39 ms pipeline, NanoSAM 4.2 / 8.1 ms;"
-	@echo "   SAM 2.1 hiera_t/s (3.5x / 2.8x faster than ViT-B here) where quality matters more than latency. Export: pslg export sam --model-type TYPE"
+	@echo "   SAM 2.1 hiera_t/s (3.4x / 3.2x faster than ViT-B here) where quality matters more than latency. Export: pslg export sam --model-type TYPE"
 
 test: $(VENV)/.installed-export+dev+geo+ray
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -47,9 +47,9 @@ class TensorSpec:
 class GraphSpec:
     """One ONNX graph: its file, its recorded sha256 and its declared signature.
 
-    ``cpu_path``: the same graph with ONNX Runtime's fused operators (see
-    ``pslg.export.fused_attention``), which ONNX Runtime runs instead of
-    ``path`` on the CPU; ``path`` is the portable graph (what TensorRT builds
+    ``cpu_path``: the same graph with ONNX Runtime's fused operators (its
+    attention as ``com.microsoft.MultiHeadAttention``), which ONNX Runtime
+    runs instead of ``path`` on the CPU; ``path`` is the portable graph (what TensorRT builds
     from, and every other device runs).
     """
 
