@@ -86,21 +86,24 @@ def measure_type(model_type, checkpoint, image, box, runs, seed=0):
     with tempfile.TemporaryDirectory() as models_dir:
         models = export_sam(models_dir, model_type, checkpoint=checkpoint, random_weights=random, seed=seed)
         reference, _ = load_sam(model_type, checkpoint=checkpoint, random_weights=random, seed=seed)
-        runners = [backends.open_runner(models.graph(g), CPU) for g in ("sam_encoder", "sam_decoder")]
-        encoder = models.graph("sam_encoder")
-        if encoder.cpu_path is not None:
-            runners.append(backends.open_runner(encoder.portable(), CPU))
+        encoder_spec = models.graph("sam_encoder")
+        encoder, decoder = (backends.open_runner(s, CPU) for s in (encoder_spec, models.graph("sam_decoder")))
+        runners = [encoder, decoder]
+        portable = None                          # ours runs a CPU variant where there is one; the portable graph
+        if encoder_spec.cpu_path is not None:    # is timed beside it
+            portable = backends.open_runner(encoder_spec.portable(), CPU)
+            runners.append(portable)
     try:
-        ours = SamModel(*runners[:2], models.sam)
+        ours = SamModel(encoder, decoder, models.sam)
         predictor = family.predictor(reference)
         flops = encoder_flops(family.graphs(reference)[0].eval(), models.sam.image_size)
         mask = np.empty(image.shape[:2], bool)
         state = {}                  # the encoder's warm-up call fills it before the decoder runs
         encoders = {"pytorch": lambda: predictor.set_image(image),
                     "onnxruntime": lambda: state.update(encoding=ours.encode(image))}
-        if len(runners) == 3:
-            portable = SamModel(runners[2], runners[1], models.sam)
-            encoders["onnxruntime_portable"] = lambda: portable.encode(image)
+        if portable is not None:
+            plain = SamModel(portable, decoder, models.sam)
+            encoders["onnxruntime_portable"] = lambda: plain.encode(image)
         with torch.inference_mode():
             enc, _ = interleaved(encoders, runs)
             dec, _ = interleaved({"pytorch": lambda: predictor.predict(box=box, multimask_output=False),

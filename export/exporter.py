@@ -131,8 +131,8 @@ def export_component(out, name: str, graphs: Sequence[GraphExport], describe: Ca
     Returns the model set, reopened.
     """
     files = files or {}
-    variants = [(g, g.name, modelset.graph_file(g.name)) for g in graphs]
-    variants += [(g, f"{g.name}.cpu", modelset.cpu_graph_file(g.name)) for g in graphs if g.cpu_variant]
+    variants = [(g, g.name, modelset.graph_file(g.name), False) for g in graphs]
+    variants += [(g, f"{g.name}.cpu", modelset.cpu_graph_file(g.name), True) for g in graphs if g.cpu_variant]
     steps = _Steps(name, 2 + 2 * len(variants) + len(files))
     parity = {}
     try:
@@ -140,10 +140,10 @@ def export_component(out, name: str, graphs: Sequence[GraphExport], describe: Ca
             for g in graphs:
                 g.run_pytorch()
         with staging(out, name) as tmp:
-            for g, key, fname in variants:
+            for g, _, fname, fused in variants:
                 with steps.step(f"exporting {fname}"):
-                    _export(g, tmp / fname, simplify, fused=key != g.name)
-            for g, key, fname in variants:
+                    _export(g, tmp / fname, simplify, fused)
+            for g, key, fname, _ in variants:
                 with steps.step(f"checking {fname} against PyTorch on ONNX Runtime"):
                     diffs = [onnx_tools.check_parity(key, tmp / fname, feeds, ref, g.tolerances)
                              for feeds, ref in zip(g.checks, g.references)]
@@ -165,9 +165,7 @@ def export_component(out, name: str, graphs: Sequence[GraphExport], describe: Ca
 
 def _export(g, path, simplify, fused):
     """Export one graph, or its CPU variant (``fused``: which must have found attention to fuse)."""
-    if not fused:
-        return onnx_tools.export_graph(g.module, g.tensors(g.checks[0]), path, g.inputs, g.outputs, simplify=simplify)
-    with onnxruntime_attention() as seen:
+    with onnxruntime_attention() if fused else contextlib.nullcontext() as seen:
         onnx_tools.export_graph(g.module, g.tensors(g.checks[0]), path, g.inputs, g.outputs, simplify=simplify)
-    if not seen["calls"]:
+    if fused and not seen["calls"]:
         raise ExportError(f"{g.name}: a CPU variant was asked for, but the graph has no attention to fuse")

@@ -23,7 +23,6 @@ from ..outputs import write_query
 from . import store
 
 
-
 @dataclass(frozen=True)
 class WorkerConfig:
     """What every worker of a batch opens and how it runs a job (picklable: Ray sends it to each worker)."""
