@@ -10,9 +10,10 @@ The model set's :class:`~.modelset.SamComponent` names the rules:
   (float64, as ``apply_coords``). Postprocessing: bilinear (half-pixel)
   upsampling of the 256 x 256 logits to 1024, crop of the unpadded part,
   resize to the original size, threshold.
-* ``resize="square"`` (SAM 2.x: ``SAM2Transforms``): values divided by 255 in
-  float32, each channel stretched to 1024 x 1024 by Pillow's bilinear filter
-  in ``"F"`` mode, then ImageNet mean/std. Pillow's float filter is the
+* ``resize="square"`` (SAM 2.x: ``SAM2Transforms``): each channel stretched
+  to 1024 x 1024 by Pillow's bilinear filter in ``"F"`` mode, divided by 255
+  in float32 (the predictor divides first; the filter is linear), then
+  ImageNet mean/std. Pillow's float filter is the
   antialiased kernel torchvision's ``Resize`` uses: within 2e-6 of it after
   normalisation on the shipped images, shrinking and enlarging, where
   OpenCV's INTER_LINEAR is off by up to 0.85 when shrinking and INTER_AREA
@@ -88,11 +89,11 @@ def preprocess(image, meta, out=None):
     h, w = transform.input_size
     if out is None:
         out = np.empty((1, 3, size, size), np.float32)
-    if meta.resize == "square":
-        scaled = image.astype(np.float32) / np.float32(meta.pixel_divisor)
+    if meta.resize == "square":   # the filter is linear: resizing the 0..255 values first costs one pass less
         for c in range(3):
-            channel = Image.fromarray(np.ascontiguousarray(scaled[..., c]), mode="F")
-            out[0, c] = np.asarray(channel.resize((size, size), Image.BILINEAR))
+            channel = Image.fromarray(np.ascontiguousarray(image[..., c])).convert("F")
+            np.copyto(out[0, c], np.asarray(channel.resize((size, size), Image.BILINEAR)))
+            out[0, c] /= np.float32(meta.pixel_divisor)
     else:
         out[:, :, h:, :] = 0
         out[:, :, :h, w:] = 0
