@@ -37,7 +37,8 @@ def sam_tiny(tmp_path_factory):
 
 #: the SAM model types whose exported sets the family tests run on, one session fixture each
 SAM_FAMILY_TYPES = ["vit_test", "mobile_sam", "sam2.1_hiera_t", pytest.param("sam2.1_hiera_s", marks=pytest.mark.slow)]
-#: exported with --no-cpu-variant (SAM 2's CPU variant is tested on Hiera-T; this keeps the flag tested and the suite short)
+#: exported with --no-cpu-variant and --no-simplify (SAM 2's CPU variant and onnxslim are tested on Hiera-T; this
+#: keeps both flags tested and the suite short)
 WITHOUT_CPU_VARIANT = {"sam2.1_hiera_s"}
 
 
@@ -53,7 +54,7 @@ def sam_family(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(model_type.replace(".", "_"))
     checkpoint = sam_support.random_checkpoint(model_type, folder, seed=4)
     out = folder / "set"
-    flags = ["--no-cpu-variant"] if model_type in WITHOUT_CPU_VARIANT else []
+    flags = ["--no-cpu-variant", "--no-simplify"] if model_type in WITHOUT_CPU_VARIANT else []
     assert main(["export", "sam", "--model-type", model_type, "--checkpoint", str(checkpoint), "--out", str(out),
                  *flags]) == 0
     return model_type, out, checkpoint, sam_support.official_model(model_type, checkpoint)
@@ -80,10 +81,11 @@ def pslg_small(tmp_path_factory, tokenizer_dir):
 
 @pytest.fixture(scope="session")
 def lqvg_small(tmp_path_factory, tokenizer_dir):
-    """LQVG's test configuration exported by the command line: random weights (seed 3), one RoBERTa layer, 1024 px."""
+    """LQVG's test configuration exported by the command line: random weights (seed 3), one RoBERTa layer, 1024 px,
+    without onnxslim (``--no-simplify``; the slim pass is tested on ``pslg_small`` and the fixture set)."""
     out = tmp_path_factory.mktemp("lqvg_small")
     assert support.export_cli("--random-weights", "--seed", 3, "--text-layers", 1, "--max-tokens", 12,
-                              "--image-size", 1024, "--tokenizer", tokenizer_dir, "--out", out) == 0
+                              "--image-size", 1024, "--tokenizer", tokenizer_dir, "--no-simplify", "--out", out) == 0
     return out
 
 

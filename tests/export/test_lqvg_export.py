@@ -20,6 +20,7 @@ def test_export_at_1024_and_run(lqvg_small):
     assert (meta.image_size, meta.max_tokens, meta.text_layers) == (1024, 12, 1)
     assert meta.provenance.random_weights and meta.provenance.weights == {"random": True, "seed": 3}
     assert meta.caption_rule == CAPTION_RULE and meta.provenance.versions["torch"] and meta.provenance.command
+    assert "onnxslim" not in meta.provenance.exporter          # exported with --no-simplify
     assert meta.eos_id == 2 and meta.letterbox.interpolation == "area"
     for graph, diffs in meta.provenance.parity.items():
         assert all(d <= TOLERANCES[k] for k, d in diffs.items()), graph

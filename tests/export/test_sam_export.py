@@ -28,6 +28,7 @@ def test_manifest_records_random_weights_and_signatures(sam_tiny):
     meta = modelset.open(sam_tiny[0]).sam
     assert meta.provenance.random_weights and meta.provenance.weights == {"random": True, "seed": 0}
     assert meta.provenance.opset >= 17 and meta.family == "sam" and meta.image_size == 1024
+    assert meta.provenance.exporter.endswith(" + onnxslim")
     dec = manifest["graphs"]["sam_decoder"]
     assert [i["name"] for i in dec["inputs"]] == ["image_embeddings", "point_coords", "point_labels",
                                                   "mask_input", "has_mask_input"]
@@ -120,12 +121,15 @@ def test_cli_bad_checkpoint_exits_with_code(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_vit_b_export_matches_pytorch(tmp_path, data_dir):
-    """The real ViT-B architecture (random weights): embeddings within 1e-3, masks IoU >= 0.99."""
+    """The real ViT-B architecture (random weights): embeddings within 1e-3, masks IoU >= 0.99.
+
+    Exported without onnxslim, which takes half of this export; the slim pass is tested on ``vit_test``, the
+    same architecture smaller (``sam_tiny``), and every export checks its final graph against PyTorch."""
     from segment_anything import SamPredictor
 
     from pslg.runtime.image import load_image
     from pslg.runtime.pipeline import Pipeline
-    assert export_sam(tmp_path, "vit_b", random_weights=True, seed=1).sam.model_type == "vit_b"
+    assert export_sam(tmp_path, "vit_b", random_weights=True, seed=1, simplify=False).sam.model_type == "vit_b"
     model, _ = load_sam("vit_b", random_weights=True, seed=1)
     image = load_image(data_dir / "osbs_029.png")
     predictor = SamPredictor(model)
