@@ -44,7 +44,7 @@ from .prompts import check_box, check_point
 from . import checks
 from .kernels import gmm
 from .kernels import grabcut as kernel
-from .kernels.maxflow import graph_view, new_graph
+from .kernels.maxflow import graph_view, new_graph, parts_for
 from .kernels.parallel import launch
 
 GC_BGD, GC_FGD, GC_PR_BGD, GC_PR_FGD = 0, 1, 2, 3
@@ -280,12 +280,13 @@ def _grabcut(window, trimap, iterations, gamma, tol, seed, components, reuse_flo
         kernel.band_links(window, trimap, band, run.beta, gamma, graph, parallel)
         tick = _lap(t, "layout", tick)
         mix = gmm.empty_mixtures(2, components)
+        parts = parts_for(nodes)
         kernel.init_mixtures(band, mix, seed, parallel)
         tick = _lap(t, "init", tick)
         for it in range(iterations):
             kernel.refit(band, mix, parallel)
             tick = _lap(t, "gmm", tick)
-            energy = kernel.terminals(band) + kernel.cut(band, graph, reuse_flow and it > 0)
+            energy = kernel.terminals(band) + kernel.cut(band, graph, reuse_flow and it > 0, parts, parallel)
             changed = kernel.relabel(band)
             tick = _lap(t, "maxflow", tick)
             run.energy.append(float(energy))

@@ -40,8 +40,8 @@ def warmup():
     grabcut.init_mixtures(band, mix, 0, False)
     grabcut.refit(band, mix, False)
     grabcut.terminals(band)
-    grabcut.cut(band, graph, False)
-    grabcut.cut(band, graph, True)
+    grabcut.cut(band, graph, False, 2, False)
+    grabcut.cut(band, graph, True, 1, False)
     grabcut.relabel(band)
     grabcut.write_labels(band, flat)
     return time.perf_counter() - start

@@ -326,9 +326,10 @@ def terminals(b):
 
 
 @njit(cache=True)
-def cut(b, g, reuse):
-    """Max-flow of the whole band graph ``g`` (warm started with ``reuse``); labels into ``b.side``."""
-    energy = solve(g, b.source, b.sink, reuse, False)
+def cut(b, g, reuse, parts, parallel):
+    """Max-flow of the whole band graph ``g`` (warm started with ``reuse``, in ``parts`` node ranges first,
+    see ``maxflow.solve``); labels into ``b.side``."""
+    energy = solve(g, b.source, b.sink, reuse, False, parts, parallel)
     source_side(g, b.side)
     return energy
 

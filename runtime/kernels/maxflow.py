@@ -14,6 +14,16 @@ terminal capacities changed (GrabCut's iterations). Optionally, nodes whose
 terminal capacities outweigh all their arcs are fixed to their side first
 and folded into their neighbours.
 
+A graph of at least ``2 x PART_NODES`` nodes is first cut into node ranges
+(``parts_for``: its size decides, not the thread count), each pushed to a
+maximum preflow of its own subgraph, all at once on the parallel
+compilation; the whole graph then starts from their flow, a valid preflow,
+and ends at the same largest minimum cut. On a band (nodes in raster
+order) the ranges are horizontal strips, so only the flow that crosses a
+strip's edge is left for the whole graph. Measured on the bands of 700 px
+boxes (``benchmarks.kernels``' crops, two parts): 1.3x faster on two
+threads than in one range, 10 % slower than one range on one thread.
+
 A graph is a ``FlowGraph`` of arrays: node ``p`` (0 .. N-1) has ``K`` arc
 slots, arc ``k`` leads to ``nbr[p, k]`` and its reverse is arc ``rev[k]`` of
 that node. A missing arc leads to the sentinel node ``N``, which has no
@@ -27,9 +37,10 @@ the 4- or 8-connected image grid; MBO builds its band graphs itself
 from collections import namedtuple
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .. import checks
+from .parallel import launch, variants
 
 #: (dy, dx) of each arc direction; the reverse of ``k`` is ``(k + K/2) % K``.
 DIRECTIONS = {
@@ -37,6 +48,9 @@ DIRECTIONS = {
     8: ((0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1), (-1, 0), (-1, 1)),
 }
 _RELABEL_PERIOD = 0.25  # global relabelling after this many relabels per node (measured on GrabCut bands: best of 0.1 .. 2)
+#: Graphs are cut into node ranges of at least this many nodes (at most ``MAX_PARTS``) solved on their own first.
+PART_NODES = 1 << 14
+MAX_PARTS = 4
 
 FlowGraph = namedtuple("FlowGraph", "nbr rev caps rcap out_sum in_sum tr fixed check source sink height current "
                                     "queue active order")
@@ -62,50 +76,50 @@ def graph_view(graph, nodes):
 
 
 @njit(cache=True)
-def _global_relabel(g):
-    """Exact distance to the sink of every node (``n``: it cannot reach it), by a backward BFS."""
-    n = g.tr.shape[0]
-    height, order, nbr, rev, rcap = g.height, g.order, g.nbr, g.rev, g.rcap
-    tail = 0
-    for p in range(n):
+def _relabel_all(nbr, rev, rcap, tr, height, order, lo, hi):
+    """Exact distance to the sink of nodes ``lo .. hi - 1`` over the arcs among them (``n``: it cannot reach
+    it), by a backward BFS queued in ``order[lo:hi]``."""
+    n = tr.shape[0]
+    tail = lo
+    for p in range(lo, hi):
         height[p] = n
-        if g.tr[p] < 0:
+        if tr[p] < 0:
             height[p] = 1
             order[tail] = p
             tail += 1
-    head = 0
+    head = lo
     while head < tail:
         q = order[head]
         head += 1
         for k in range(nbr.shape[1]):
             p = nbr[q, k]
-            if height[p] == n and rcap[p, rev[k]] > 0:
+            if lo <= p < hi and height[p] == n and rcap[p, rev[k]] > 0:
                 height[p] = height[q] + 1
                 order[tail] = p
                 tail += 1
 
 
 @njit(cache=True)
-def _push_relabel(g):
-    """Run push-relabel's first phase to a maximum preflow, in place; ``height == n``: source side."""
-    n = g.tr.shape[0]
-    nbr, rev, rcap, tr, height, current, queue, active = g.nbr, g.rev, g.rcap, g.tr, g.height, g.current, \
-        g.queue, g.active
+def _push_relabel(nbr, rev, rcap, tr, height, current, queue, active, order, lo, hi):
+    """Push-relabel's first phase on nodes ``lo .. hi - 1`` and the arcs among them, to a maximum preflow
+    of that subgraph, in place (its FIFO in ``queue[lo:hi]``); ``height == n``: source side."""
+    n = tr.shape[0]
+    size = hi - lo
     arcs = nbr.shape[1]
-    _global_relabel(g)
+    _relabel_all(nbr, rev, rcap, tr, height, order, lo, hi)
     qh = qn = 0
-    for p in range(n):
+    for p in range(lo, hi):
         current[p] = 0
         active[p] = 0
         if tr[p] > 0 and height[p] < n:
-            queue[qn] = p
+            queue[lo + qn] = p
             qn += 1
             active[p] = 1
     relabels = 0
-    period = max(1, int(_RELABEL_PERIOD * n))
+    period = max(1, int(_RELABEL_PERIOD * size))
     while qn > 0:
-        p = queue[qh]
-        qh = (qh + 1) % n
+        p = queue[lo + qh]
+        qh = (qh + 1) % size
         qn -= 1
         active[p] = 0
         while tr[p] > 0 and height[p] < n:        # discharge p
@@ -113,14 +127,14 @@ def _push_relabel(g):
             while k < arcs:
                 q = nbr[p, k]
                 r = rcap[p, k]
-                if r > 0 and height[q] == height[p] - 1:
+                if r > 0 and height[q] == height[p] - 1 and lo <= q < hi:
                     delta = min(tr[p], r)
                     rcap[p, k] -= delta
                     rcap[q, rev[k]] += delta
                     tr[p] -= delta
                     tr[q] += delta
                     if tr[q] > 0 and active[q] == 0:
-                        queue[(qh + qn) % n] = q
+                        queue[lo + (qh + qn) % size] = q
                         qn += 1
                         active[q] = 1
                     if tr[p] <= 0:
@@ -131,14 +145,46 @@ def _push_relabel(g):
                 break
             low = n - 1                            # relabel
             for j in range(arcs):
-                if rcap[p, j] > 0 and height[nbr[p, j]] < low:
-                    low = height[nbr[p, j]]
+                q = nbr[p, j]
+                if rcap[p, j] > 0 and height[q] < low and lo <= q < hi:
+                    low = height[q]
             height[p] = low + 1
             current[p] = 0
             relabels += 1
             if relabels % period == 0:
-                _global_relabel(g)
-    _global_relabel(g)
+                _relabel_all(nbr, rev, rcap, tr, height, order, lo, hi)
+    _relabel_all(nbr, rev, rcap, tr, height, order, lo, hi)
+
+
+def _parts(nbr, rev, rcap, tr, height, current, queue, active, order, bounds):
+    """Each node range ``bounds[i] .. bounds[i + 1] - 1`` to a maximum preflow of its own subgraph (disjoint
+    nodes, so the ranges may run at once)."""
+    for i in prange(bounds.shape[0] - 1):
+        _push_relabel(nbr, rev, rcap, tr, height, current, queue, active, order, bounds[i], bounds[i + 1])
+
+
+_parts_serial, _parts_parallel = variants(_parts)
+
+
+def parts_for(nodes):
+    """How many node ranges ``solve`` cuts a graph of ``nodes`` nodes into: one per ``PART_NODES``, at most
+    ``MAX_PARTS`` (the graph's size decides, not the thread count, so every thread count gives the same bits)."""
+    return int(min(MAX_PARTS, max(1, nodes // PART_NODES)))
+
+
+@njit(cache=True)
+def _maximum_preflow(g, parts, parallel):
+    """A maximum preflow of ``g``: the node ranges' own first (``parts`` > 1), then the whole graph from theirs."""
+    n = g.tr.shape[0]
+    if parts > 1:
+        bounds = np.empty(parts + 1, np.int64)
+        for i in range(parts + 1):
+            bounds[i] = (n - 1) * i // parts
+        if parallel:
+            _parts_parallel(g.nbr, g.rev, g.rcap, g.tr, g.height, g.current, g.queue, g.active, g.order, bounds)
+        else:
+            _parts_serial(g.nbr, g.rev, g.rcap, g.tr, g.height, g.current, g.queue, g.active, g.order, bounds)
+    _push_relabel(g.nbr, g.rev, g.rcap, g.tr, g.height, g.current, g.queue, g.active, g.order, 0, n)
 
 
 @njit(cache=True)
@@ -189,14 +235,16 @@ def _fold(g, source, sink):
 
 
 @njit(cache=True)
-def solve(g, source, sink, reuse, reduce):
+def solve(g, source, sink, reuse, reduce, parts, parallel):
     """Minimum cut of ``g`` with terminal capacities ``source``/``sink`` (N,) >= 0; returns its value.
 
     ``reduce``: fix and fold the dominated nodes first (needs ``arc_sums``
     after the arcs were set); otherwise the nodes ``g.check`` fixes (1:
     source side, 0: sink side, -1: free) are folded, and the value is that
     of the best cut with them held. ``reuse``: start from the previous
-    solve's flow; honoured only when the same nodes are fixed.
+    solve's flow; honoured only when the same nodes are fixed. ``parts``
+    (``parts_for``): node ranges solved on their own first, at once when
+    ``parallel``; the cut does not depend on either.
     """
     nodes = source.shape[0]
     if reduce:
@@ -215,7 +263,7 @@ def solve(g, source, sink, reuse, reduce):
         _fold(g, source, sink)
     g.source[:] = source
     g.sink[:] = sink
-    _push_relabel(g)
+    _maximum_preflow(g, parts, parallel)
     return _cut_value(g)
 
 
@@ -314,7 +362,10 @@ class GridMaxflow:
         offset = shift.sum()
         if offset < 0:   # a cut pays S or T: lifting both by the same amount only moves the energy
             source, sink = source - shift, sink - shift
-        flow = solve(self._graph, source.reshape(-1), sink.reshape(-1), reuse and self._solved, self.reduce)
+        nodes = source.size
+        with launch(nodes) as parallel:
+            flow = solve(self._graph, source.reshape(-1), sink.reshape(-1), reuse and self._solved, self.reduce,
+                         parts_for(nodes), parallel)
         self.fixed = int(np.count_nonzero(self._graph.fixed >= 0))
         self._solved = True
         self.flow = offset + flow

@@ -88,6 +88,44 @@ def test_reuse_after_terminal_changes_matches_fresh_solves(reduce):
     assert warm == 160 if not reduce else warm > 40
 
 
+@pytest.mark.parametrize("shape", [(190, 180), (300, 250)], ids=["2 parts", "4 parts"])
+def test_graphs_cut_into_node_ranges_give_the_cut_of_one_range(shape):
+    """Large grids are solved in node ranges first (serially, or at once on two threads): the same cut, bit
+    for bit, as in one range and as PyMaxflow's, cold and warm started."""
+    from pslg.runtime.kernels import maxflow, set_threads, threads
+    rng = np.random.default_rng(11)
+    h, w = shape
+    weights = rng.random((8, h, w)) * 50.0
+    blobs = np.cumsum(np.cumsum(rng.standard_normal((h, w)), 0), 1)       # large same-side regions
+    source = np.maximum(blobs, 0) + rng.random((h, w)) * 5
+    sink = np.maximum(-blobs, 0) + rng.random((h, w)) * 5
+    parts = maxflow.parts_for(h * w)
+    assert parts == {(190, 180): 2, (300, 250): 4}[shape]
+    graphs = {}
+    before = threads()
+    try:
+        set_threads(2)
+        for key in ((1, False), (parts, False), (parts, True)):
+            graph = GridMaxflow(h, w, reduce=False)
+            graph.set_edges(weights)
+            flows = [maxflow.solve(graph._graph, source.reshape(-1), sink.reshape(-1), False, False, *key)]
+            sides = [graph.source_side().copy()]
+            flows.append(maxflow.solve(graph._graph, (source * 1.3).reshape(-1), sink.reshape(-1), True, False,
+                                       *key))
+            sides.append(graph.source_side().copy())
+            graphs[key] = flows, sides
+    finally:
+        set_threads(before)
+    (one_flows, one_sides), *others = graphs.values()
+    for flows, sides in others:
+        for a, b in zip(sides, one_sides):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(flows, one_flows, rtol=1e-12)
+    expected, theirs = pymaxflow(weights, source, sink, DIRECTIONS[8])
+    assert abs(one_flows[0] - expected) <= 1e-6 * expected and np.count_nonzero(one_sides[0] != theirs) == 0
+    assert 0.1 < one_sides[0].mean() < 0.9
+
+
 def test_reduction_fixes_dominant_nodes_only():
     weights = np.full((8, 6, 6), 1.0)
     source, sink = np.zeros((6, 6)), np.zeros((6, 6))
@@ -145,7 +183,7 @@ def test_grabcut_band_cut_matches_the_whole_grid():
     grabcut.init_mixtures(band, mix, 0, False)
     grabcut.refit(band, mix, False)
     grabcut.terminals(band)
-    grabcut.cut(band, graph, False)
+    grabcut.cut(band, graph, False, 1, False)
     # the whole grid: probable pixels get the likelihoods, sure ones lambda = 9 gamma
     nll = np.zeros((h * w, 2))
     nll[band.nodes] = band.nll[:nodes]
