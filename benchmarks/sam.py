@@ -154,11 +154,15 @@ def run_benchmark(model_types=DEFAULT_TYPES, baseline="vit_b", checkpoints=None,
                   box=DEFAULT_BOX, runs=5, gemm_n=2048):
     """The whole comparison in one run (see the module docstring); returns a JSON-ready dict."""
     import torch
+
+    from pslg.export import sam_families
+    types = [baseline] + [t for t in model_types if t != baseline]
+    for t in types:                      # an unknown type is named before anything is exported or timed
+        sam_families.model_type(t)
     checkpoints = checkpoints or {}
     image = load_image(image_path)
     box = np.asarray(box, np.float64)
     rate = gemm_rate(gemm_n)
-    types = [baseline] + [t for t in model_types if t != baseline]
     results = [_fresh_process(measure_type, t, checkpoints.get(t), image, box, runs) for t in types]
     base_ms = results[0]["encoder_ms"]["onnxruntime"]["p50"]
     for r in results:
