@@ -20,9 +20,10 @@ maximum preflow of its own subgraph, all at once on the parallel
 compilation; the whole graph then starts from their flow, a valid preflow,
 and ends at the same largest minimum cut. On a band (nodes in raster
 order) the ranges are horizontal strips, so only the flow that crosses a
-strip's edge is left for the whole graph. Measured on the bands of 700 px
-boxes (``benchmarks.kernels``' crops, two parts): 1.3x faster on two
-threads than in one range, 10 % slower than one range on one thread.
+strip's edge is left for the whole graph. Measured with MBO on the bands
+of 700 px boxes (``benchmarks.kernels``' three crops, two parts, the same
+masks): 1.0-1.3x faster on two threads than in one range, 0-11 % slower
+than one range on one thread; on 400 px bands two parts gained nothing.
 
 A graph is a ``FlowGraph`` of arrays: node ``p`` (0 .. N-1) has ``K`` arc
 slots, arc ``k`` leads to ``nbr[p, k]`` and its reverse is arc ``rev[k]`` of
