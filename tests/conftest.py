@@ -37,9 +37,9 @@ def sam_tiny(tmp_path_factory):
 
 #: the SAM model types whose exported sets the family tests run on, one session fixture each
 SAM_FAMILY_TYPES = ["vit_test", "mobile_sam", "sam2.1_hiera_t", pytest.param("sam2.1_hiera_s", marks=pytest.mark.slow)]
-#: exported with --no-cpu-variant and --no-simplify (SAM 2's CPU variant and onnxslim are tested on Hiera-T; this
+#: extra ``pslg export sam`` flags per family fixture (SAM 2's CPU variant and onnxslim are tested on Hiera-T; this
 #: keeps both flags tested and the suite short)
-WITHOUT_CPU_VARIANT = {"sam2.1_hiera_s"}
+EXPORT_FLAGS = {"sam2.1_hiera_s": ("--no-cpu-variant", "--no-simplify")}
 
 
 @pytest.fixture(scope="session", params=SAM_FAMILY_TYPES)
@@ -54,9 +54,8 @@ def sam_family(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(model_type.replace(".", "_"))
     checkpoint = sam_support.random_checkpoint(model_type, folder, seed=4)
     out = folder / "set"
-    flags = ["--no-cpu-variant", "--no-simplify"] if model_type in WITHOUT_CPU_VARIANT else []
     assert main(["export", "sam", "--model-type", model_type, "--checkpoint", str(checkpoint), "--out", str(out),
-                 *flags]) == 0
+                 *EXPORT_FLAGS.get(model_type, ())]) == 0
     return model_type, out, checkpoint, sam_support.official_model(model_type, checkpoint)
 
 

@@ -10,7 +10,7 @@ parallel kernels (mixture evaluation, n-links, beta) ran 1.1-1.7x faster
 alone on two threads with spinning workers and no faster with passive ones
 under that load; the max-flow of a band of at least 32,768 nodes (a 700 px
 box) runs its node ranges at once (``maxflow.parts_for``), and MBO on such a
-box ran 1.2-1.4x faster on two threads than on one (the project's kernel
+box ran 1.1-1.4x faster on two threads than on one (the project's kernel
 benchmark, run with ``--threads N``, measures it on the target).
 
 A kernel that profits from threads has two compilations of one source

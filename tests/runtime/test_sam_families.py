@@ -118,10 +118,11 @@ def test_sam2_encodes_with_its_cpu_variant_and_verify_checks_it(sam_family, tmp_
     and a set exported with ``--no-cpu-variant``, have none."""
     import onnx
 
-    from tests.conftest import WITHOUT_CPU_VARIANT
+    from tests.conftest import EXPORT_FLAGS
     model_type, models_dir, _, _ = sam_family
     spec = modelset.open(models_dir).graph("sam_encoder")
-    if not sam_families.model_type(model_type).family.cpu_encoder or model_type in WITHOUT_CPU_VARIANT:
+    if not sam_families.model_type(model_type).family.cpu_encoder \
+            or "--no-cpu-variant" in EXPORT_FLAGS.get(model_type, ()):
         assert spec.cpu_path is None and not (models_dir / "sam_encoder.cpu.onnx").exists()
         return
     ops = {p: {(n.domain, n.op_type) for n in onnx.load(str(p)).graph.node} for p in (spec.path, spec.cpu_path)}
