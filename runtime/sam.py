@@ -28,6 +28,9 @@ The model set's :class:`~.modelset.SamComponent` names the rules:
 encoder receives them, and ``mask_choice`` picks the mask when one is asked
 for (SAM 2's dynamic multimask-via-stability rule, see :func:`choose_masks`).
 """
+import os
+import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
@@ -82,28 +85,38 @@ class SamTransform:
         return xy
 
 
-def preprocess(image, meta, out=None):
-    """HxWx3 uint8 RGB -> (1 x 3 x S x S float32, SamTransform) by the rules of ``meta`` (a SamComponent)."""
+def preprocess(image, meta, out=None, pool=None):
+    """HxWx3 uint8 RGB -> (1 x 3 x S x S float32, SamTransform) by the rules of ``meta`` (a SamComponent).
+
+    ``pool``: an executor whose ``map`` runs the three channels at once (Pillow's filter and numpy release the
+    GIL); the result does not depend on it.
+    """
     size = meta.image_size
     transform = SamTransform.for_image(*image.shape[:2], size, meta.resize).check()
     h, w = transform.input_size
     if out is None:
         out = np.empty((1, 3, size, size), np.float32)
     if meta.resize == "square":   # the filter is linear: resizing the 0..255 values first costs one pass less
-        for c in range(3):
+        def fill(c):
             channel = Image.fromarray(np.ascontiguousarray(image[..., c])).convert("F")
             np.copyto(out[0, c], np.asarray(channel.resize((size, size), Image.BILINEAR)))
-            out[0, c] /= np.float32(meta.pixel_divisor)
     else:
         out[:, :, h:, :] = 0
         out[:, :, :h, w:] = 0
         resized = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
-        np.copyto(out[0, :, :h, :w], resized.transpose(2, 0, 1), casting="unsafe")
+
+        def fill(c):
+            np.copyto(out[0, c, :h, :w], resized[..., c], casting="unsafe")
+
+    def channel(c):
+        fill(c)
+        plane = out[0, c, :h, :w]
         if meta.pixel_divisor != 1:
-            out[0, :, :h, :w] /= np.float32(meta.pixel_divisor)
-    chw = out[0, :, :h, :w]
-    chw -= np.asarray(meta.pixel_mean, np.float32)[:, None, None]
-    chw /= np.asarray(meta.pixel_std, np.float32)[:, None, None]
+            plane /= np.float32(meta.pixel_divisor)
+        plane -= np.float32(meta.pixel_mean[c])
+        plane /= np.float32(meta.pixel_std[c])
+
+    list((map if pool is None else pool.map)(channel, range(3)))
     return out, transform
 
 
@@ -187,10 +200,14 @@ class SamEncoder:
     def __init__(self, runner, meta):
         self.runner, self.meta = runner, meta
         self._input = np.empty((1, 3, meta.image_size, meta.image_size), np.float32)
+        self._pool = None
+        if (os.cpu_count() or 1) > 1:     # preprocessing's three channels at once; its threads end with the encoder
+            self._pool = ThreadPoolExecutor(3, thread_name_prefix="pslg-preprocess")
+            weakref.finalize(self, self._pool.shutdown, wait=False)
 
     def __call__(self, image):
         """Encode an RGB uint8 image; returns ``({output: array copy}, SamTransform)``."""
-        tensor, transform = preprocess(image, self.meta, out=self._input)
+        tensor, transform = preprocess(image, self.meta, out=self._input, pool=self._pool)
         outputs = self.runner.run({"image": tensor})
         return {k: outputs[k].copy() for k in ("image_embeddings",) + self.meta.encoder_outputs}, transform
 

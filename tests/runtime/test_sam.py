@@ -122,6 +122,17 @@ def square_meta(**changes):
 SAM2_TRANSFORMS_WARNING = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
 
 
+@pytest.mark.parametrize("resize", ["longest_side", "square"])
+def test_preprocessing_on_threads_gives_the_same_bits(sam_tiny, marina, resize):
+    """The encoder's three channel threads change nothing: the same array as one thread, for either rule."""
+    from concurrent.futures import ThreadPoolExecutor
+    meta = modelset.open(sam_tiny[0]).sam if resize == "longest_side" else square_meta()
+    alone, _ = sam.preprocess(marina, meta)
+    with ThreadPoolExecutor(3) as pool:
+        threaded, _ = sam.preprocess(marina, meta, out=np.full_like(alone, np.nan), pool=pool)
+    np.testing.assert_array_equal(threaded, alone)
+
+
 @SAM2_TRANSFORMS_WARNING
 @pytest.mark.parametrize("name", ["marina.png", "osbs_029.png", "highway.jpeg"])
 def test_square_preprocessing_equals_sam2_transforms(data_dir, name):
