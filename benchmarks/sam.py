@@ -18,6 +18,10 @@ type in a fresh process of its own, whose allocator keeps freed memory: see
 * per encoder: its FLOPs counted by ``torch.utils.flop_counter`` on the
   PyTorch encoder graph (one multiply-add = 2 FLOP), so ``fraction of GEMM`` =
   FLOPs / (our encoder seconds x GEMM rate) shows the distance to the limit;
+* per encoder: its linear layers alone (``linear ms``), each of its
+  ``nn.Linear`` shapes run as PyTorch's ``F.linear`` and as one ONNX Runtime
+  Gemm, medians times calls, summed: which side's GEMMs are
+  faster on this CPU, apart from the rest of the graph;
 * each of our encoders against our encoder of the ``--baseline`` type (ViT-B).
 
 Without a checkpoint a model type is exported from seeded random weights
@@ -25,6 +29,7 @@ Without a checkpoint a model type is exported from seeded random weights
 only, one run, a small GEMM (the smoke test's mode).
 """
 import argparse
+import collections
 import json
 import multiprocessing
 import os
@@ -43,7 +48,7 @@ from pslg.runtime.errors import PslgError
 from pslg.runtime.image import load_image
 from pslg.runtime.sam import SamModel
 
-from .timing import interleaved, summary, table
+from .timing import interleaved, measure, summary, table
 
 DEFAULT_IMAGE = data.path("marina.png")
 DEFAULT_BOX = (1238.0, 756.0, 1347.0, 806.0)
@@ -64,15 +69,61 @@ def gemm_rate(n=2048, repeats=5):
     return 2.0 * n ** 3 / best
 
 
-def encoder_flops(encoder, image_size):
-    """FLOPs of one forward of a PyTorch encoder graph on a 1 x 3 x S x S image (on the encoder's device: a
-    model built on the ``meta`` device is counted without computing)."""
+def encoder_profile(encoder, image_size):
+    """One forward of a PyTorch encoder graph on a 1 x 3 x S x S image (on the encoder's device: a model built on
+    the ``meta`` device is counted without computing): ``(FLOPs, {(M, K, N): calls})``, the second for its
+    ``nn.Linear`` layers (M rows of K inputs to N outputs)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
+    shapes = collections.Counter()
+
+    def count(module, inputs, output):
+        x = inputs[0]
+        shapes[(int(x.numel() // x.shape[-1]), module.in_features, module.out_features)] += 1
+
+    hooks = [m.register_forward_hook(count) for m in encoder.modules() if isinstance(m, torch.nn.Linear)]
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        encoder(torch.zeros(1, 3, image_size, image_size, device=next(encoder.parameters()).device))
-    return int(counter.get_total_flops())
+    try:
+        with torch.no_grad(), counter:
+            encoder(torch.zeros(1, 3, image_size, image_size, device=next(encoder.parameters()).device))
+    finally:
+        for h in hooks:
+            h.remove()
+    return int(counter.get_total_flops()), dict(shapes)
+
+
+def _gemm_session(m, k, n):
+    """ONNX Runtime running one Linear layer as it exports (Gemm, weights transposed, as initialisers) on the CPU,
+    with our runner's session options."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.standard_normal(shape, dtype=np.float32), name)
+               for name, shape in (("w", (n, k)), ("b", (n,)))]
+    graph = helper.make_graph([helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)], "linear",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.enable_mem_pattern = False
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+def linear_ms(shapes, runs):
+    """The encoder's linear layers alone, in milliseconds a forward: per (M, K, N) shape the median of ``runs``
+    runs of PyTorch's ``F.linear``, then of ONNX Runtime's Gemm (in turn, not interleaved: neither side's idle
+    threads then spin beside the other's run), times its calls, summed."""
+    import torch
+    total = {"pytorch": 0.0, "onnxruntime": 0.0}
+    for (m, k, n), calls in shapes.items():
+        x = np.random.default_rng(1).standard_normal((m, k), dtype=np.float32)
+        xt, w, b = torch.from_numpy(x), torch.randn(n, k), torch.randn(n)
+        session = _gemm_session(m, k, n)
+        for side, fn in (("pytorch", lambda: torch.nn.functional.linear(xt, w, b)),
+                         ("onnxruntime", lambda: session.run(None, {"x": x}))):
+            total[side] += calls * float(np.median(measure(fn, runs)))
+    return total
 
 
 def measure_type(model_type, checkpoint, image, box, runs, seed=0):
@@ -96,7 +147,7 @@ def measure_type(model_type, checkpoint, image, box, runs, seed=0):
     try:
         ours = SamModel(encoder, decoder, models.sam)
         predictor = family.predictor(reference)
-        flops = encoder_flops(family.graphs(reference)[0].eval(), models.sam.image_size)
+        flops, shapes = encoder_profile(family.graphs(reference)[0].eval(), models.sam.image_size)
         mask = np.empty(image.shape[:2], bool)
         state = {}                  # the encoder's warm-up call fills it before the decoder runs
         encoders = {"pytorch": lambda: predictor.set_image(image),
@@ -108,13 +159,15 @@ def measure_type(model_type, checkpoint, image, box, runs, seed=0):
             enc, _ = interleaved(encoders, runs)
             dec, _ = interleaved({"pytorch": lambda: predictor.predict(box=box, multimask_output=False),
                                   "onnxruntime": lambda: ours.segment(state["encoding"], box, out=mask)}, runs)
+            linear = linear_ms(shapes, runs)
     finally:
         for r in runners:
             r.close()
     result = {"model_type": model_type, "family": models.sam.family, "encoder_gflop": flops / 1e9,
               "weights": "checkpoint" if checkpoint else f"random, seed {seed}",
               "encoder_ms": {k: summary(v) for k, v in enc.items()},
-              "decoder_ms": {k: summary(v) for k, v in dec.items()}}
+              "decoder_ms": {k: summary(v) for k, v in dec.items()},
+              "encoder_linear_ms": linear}
     for stage in ("encoder_ms", "decoder_ms"):
         s = result[stage]
         s["speedup_p50"] = s["pytorch"]["p50"] / s["onnxruntime"]["p50"]
@@ -181,13 +234,15 @@ def report(r):
         enc, dec = x["encoder_ms"], x["decoder_ms"]
         rows.append([x["model_type"], enc["pytorch"]["p50"], enc["onnxruntime"]["p50"], f"{enc['speedup_p50']:.2f}x",
                      _portable(enc), f"{x['encoder_gflop']:.0f}", f"{x['encoder_fraction_of_gemm']:.2f}",
-                     f"{x['encoder_speedup_vs_baseline']:.2f}x", dec["pytorch"]["p50"], dec["onnxruntime"]["p50"],
+                     f"{x['encoder_speedup_vs_baseline']:.2f}x", x["encoder_linear_ms"]["pytorch"],
+                     x["encoder_linear_ms"]["onnxruntime"], dec["pytorch"]["p50"], dec["onnxruntime"]["p50"],
                      f"{dec['speedup_p50']:.2f}x"])
     head = (f"SAM families, image {r['image_size'][1]}x{r['image_size'][0]}, median of {r['runs']} interleaved runs, "
             f"fp32 GEMM {r['gemm']['gflops']:.0f} GFLOP/s, torch threads {r['torch_threads']}")
     return head + "\n" + table(rows, ["model type", "enc pytorch ms", "enc ours ms", "ratio", "portable ratio",
                                       "GFLOP", "of GEMM",
-                                      f"vs {r['baseline']}", "dec pytorch ms", "dec ours ms", "ratio"])
+                                      f"vs {r['baseline']}", "linear pytorch ms", "linear ours ms",
+                                      "dec pytorch ms", "dec ours ms", "ratio"])
 
 
 def main(argv=None):
