@@ -200,14 +200,21 @@ class SamEncoder:
     def __init__(self, runner, meta):
         self.runner, self.meta = runner, meta
         self._input = np.empty((1, 3, meta.image_size, meta.image_size), np.float32)
-        self._pool = None
-        if (os.cpu_count() or 1) > 1:     # preprocessing's three channels at once; its threads end with the encoder
-            self._pool = ThreadPoolExecutor(3, thread_name_prefix="pslg-preprocess")
+        self._pool, self._pool_pid = None, None
+
+    def _threads(self):
+        """This process's threads for preprocessing's three channels (None on one core), made on first use; a
+        forked child makes its own, since its parent's threads did not come along. They end with the encoder."""
+        if (os.cpu_count() or 1) < 2:
+            return None
+        if self._pool_pid != os.getpid():
+            self._pool, self._pool_pid = ThreadPoolExecutor(3, thread_name_prefix="pslg-preprocess"), os.getpid()
             weakref.finalize(self, self._pool.shutdown, wait=False)
+        return self._pool
 
     def __call__(self, image):
         """Encode an RGB uint8 image; returns ``({output: array copy}, SamTransform)``."""
-        tensor, transform = preprocess(image, self.meta, out=self._input, pool=self._pool)
+        tensor, transform = preprocess(image, self.meta, out=self._input, pool=self._threads())
         outputs = self.runner.run({"image": tensor})
         return {k: outputs[k].copy() for k in ("image_embeddings",) + self.meta.encoder_outputs}, transform
 

@@ -133,6 +133,35 @@ def test_preprocessing_on_threads_gives_the_same_bits(sam_tiny, marina, resize):
     np.testing.assert_array_equal(threaded, alone)
 
 
+class _Outputs:
+    """A runner that returns zero features of a SAM 2 encoder (what the encoder does around its graph is tested)."""
+
+    def run(self, feeds):
+        return {"image_embeddings": np.zeros((1, 256, 64, 64), np.float32),
+                "high_res_feats_0": np.zeros((1, 32, 256, 256), np.float32),
+                "high_res_feats_1": np.zeros((1, 64, 128, 128), np.float32)}
+
+
+def _encode_in_child(encoder, image, results):
+    features, transform = encoder(image)
+    results.put(transform.original_size)
+
+
+def test_encoder_preprocesses_in_a_forked_child(marina):
+    """A worker forked after the parent encoded gets threads of its own (the parent's did not come along)."""
+    import multiprocessing
+    encoder = sam.SamEncoder(_Outputs(), square_meta())
+    encoder(marina)
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=_encode_in_child, args=(encoder, marina, results))
+    child.start()
+    child.join(120)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0 and results.get(timeout=5) == marina.shape[:2]
+
+
 @SAM2_TRANSFORMS_WARNING
 @pytest.mark.parametrize("name", ["marina.png", "osbs_029.png", "highway.jpeg"])
 def test_square_preprocessing_equals_sam2_transforms(data_dir, name):
