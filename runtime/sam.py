@@ -278,7 +278,9 @@ class SamModel:
     """A model set's SAM, of any family: ``encode`` an image once, then ``segment`` any number of prompts on it.
 
     Owns the upsampling buffers of the last image size, so a fixed-size video
-    stream allocates nothing per query.
+    stream allocates nothing per query. Those buffers and the runners' are
+    reused, so one ``SamModel`` serves one thread at a time (``Pipeline``
+    holds a lock around it).
     """
 
     def __init__(self, encoder_runner, decoder_runner, meta):
