@@ -97,6 +97,8 @@ def _gemm_session(m, k, n):
     with our runner's session options."""
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
+
+    from pslg.runtime.backends.onnxruntime import session_options
     rng = np.random.default_rng(0)
     weights = [numpy_helper.from_array(rng.standard_normal(shape, dtype=np.float32), name)
                for name, shape in (("w", (n, k)), ("b", (n,)))]
@@ -104,10 +106,7 @@ def _gemm_session(m, k, n):
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])], weights)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.enable_mem_pattern = False
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model.SerializeToString(), session_options(), providers=["CPUExecutionProvider"])
 
 
 def linear_ms(shapes, runs):

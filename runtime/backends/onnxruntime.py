@@ -40,6 +40,22 @@ def graph_path(spec, providers):
     return spec.cpu_path if spec.cpu_path is not None and providers == ["CPUExecutionProvider"] else spec.path
 
 
+def session_options(threads=0):
+    """The session options every graph of ours runs with (``threads``: intra-op threads, 0 for ONNX Runtime's
+    default)."""
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    # The arena reuses its blocks from run to run, so large intermediates are not paged in afresh on every
+    # run; the memory pattern would add one more block of the whole plan on top of them (SAM ViT-B's encoder:
+    # peak RSS 3.7 GB after one run, 6.8 GB after two). Arena without pattern, measured on this 2-core CPU:
+    # ViT-B 3.6 GB steady and 6.3 s a run, vs 3.8 GB and 7.2 s with neither; SAM 2.1 Hiera-S 0.67 vs 0.87 GB.
+    opts.enable_cpu_mem_arena = True
+    opts.enable_mem_pattern = False
+    return opts
+
+
 class OrtRunner(Runner):
     """Runs one ONNX graph; output buffers are kept per output shape and reused."""
 
@@ -47,16 +63,7 @@ class OrtRunner(Runner):
 
     def __init__(self, spec, device="auto", threads=0):
         super().__init__(spec)
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.intra_op_num_threads = threads
-        opts.log_severity_level = 3
-        # The arena reuses its blocks from run to run, so large intermediates are not paged in afresh on every
-        # run; the memory pattern would add one more block of the whole plan on top of them (SAM ViT-B's encoder:
-        # peak RSS 3.7 GB after one run, 6.8 GB after two). Arena without pattern, measured on this 2-core CPU:
-        # ViT-B 3.6 GB steady and 6.3 s a run, vs 3.8 GB and 7.2 s with neither; SAM 2.1 Hiera-S 0.67 vs 0.87 GB.
-        opts.enable_cpu_mem_arena = True
-        opts.enable_mem_pattern = False
+        opts = session_options(threads)
         self.providers = select_providers(device)
         self.path = graph_path(spec, self.providers)
         try:

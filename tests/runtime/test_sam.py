@@ -143,7 +143,7 @@ class _Outputs:
 
 
 def _encode_in_child(encoder, image, results):
-    features, transform = encoder(image)
+    _, transform = encoder(image)
     results.put(transform.original_size)
 
 
